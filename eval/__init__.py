@@ -1,0 +1,1 @@
+"""Evaluation of PRMs: ProcessBench and metrics of candidate pools."""

