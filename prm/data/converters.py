@@ -163,7 +163,7 @@ def convert_dataset(dataset, layout: Layout | Literal["auto"] = "auto", num_proc
     converted = dataset.map(
         apply, batched=True, num_proc=num_proc, remove_columns=dataset.column_names, desc=f"Converting {layout}"
     )
-    usable = converted.with_format("numpy")["usable"]
+    usable = converted.select_columns(["usable"]).with_format("numpy")[:]["usable"]
     skipped = int((~usable).sum())
     if skipped:
         logger.warning("%s: %d of %d records have no usable step and were skipped", layout, skipped, len(usable))

@@ -1,0 +1,3 @@
+from .base import Completion, FinishReason, Generator, SamplingConfig
+
+__all__ = ["Completion", "FinishReason", "Generator", "SamplingConfig"]

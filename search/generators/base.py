@@ -1,0 +1,47 @@
+"""The one generator interface: sample continuations of prompts, stopping at a step separator."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+FinishReason = Literal["stop", "eos", "length"]
+
+
+@dataclass
+class SamplingConfig:
+    """How to sample. ``stop`` ends a continuation at the first occurrence (the stop string is kept)."""
+
+    n: int = 1
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    stop: list[str] | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    """One sampled continuation."""
+
+    text: str
+    finish_reason: FinishReason
+    num_prompt_tokens: int
+    num_generated_tokens: int
+
+
+class Generator(ABC):
+    """Backends: transformers (CPU/GPU), vLLM (GPU), any OpenAI-compatible completions server.
+
+    ``generate(prompts, config)[i]`` holds ``config.n`` completions of ``prompts[i]``. Prompts are raw text
+    (already chat-formatted with :meth:`format_prompt`), so a search can extend a partial solution by appending.
+    """
+
+    @abstractmethod
+    def generate(self, prompts: list[str], config: SamplingConfig) -> list[list[Completion]]:
+        """Sample ``config.n`` continuations of each prompt."""
+
+    @abstractmethod
+    def format_prompt(self, problem: str, system_prompt: str | None = None) -> str:
+        """The text that precedes the first step of a solution (chat template applied)."""
