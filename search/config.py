@@ -1,0 +1,104 @@
+"""What to search: method, budget and scoring settings shared by Best-of-N, beam search and DVTS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from prm.data.separator import decode_separator
+from prm.verifiers.aggregation import AGG_STRATEGIES
+
+SearchMethod = Literal["best_of_n", "beam_search", "dvts"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Solve the following math problem efficiently and clearly. Think step by step, separating steps with a blank "
+    "line. Always conclude with: Therefore, the final answer is: $\\boxed{answer}$. Where [answer] is just the "
+    "final number or expression that solves the problem."
+)
+
+
+@dataclass
+class SearchConfig:
+    """Settings of one search run. ``n`` is the final pool size per problem for every method."""
+
+    method: SearchMethod = field(
+        default="best_of_n", metadata={"help": "Search method: best_of_n, beam_search or dvts."}
+    )
+    n: int = field(default=4, metadata={"help": "Number of solutions in each problem's final pool (N)."})
+    beam_width: int = field(
+        default=4,
+        metadata={
+            "help": "M: beam search keeps N/M beams and expands each M ways; DVTS runs N/M subtrees that each "
+            "expand M candidates per iteration. Must divide n."
+        },
+    )
+    num_iterations: int = field(
+        default=40,
+        metadata={"help": "Maximum number of steps of beam search / DVTS; the last iteration generates to the end."},
+    )
+    lookahead: int = field(
+        default=0,
+        metadata={
+            "help": "Extra greedy steps generated after each candidate step and scored (not kept) to rank it "
+            "(beam search and DVTS)."
+        },
+    )
+    filter_duplicates: bool = field(
+        default=False, metadata={"help": "Beam search: drop candidate beams whose text duplicates another beam's."}
+    )
+    agg_strategy: Literal["last", "min", "prod", "mean"] = field(
+        default="last",
+        metadata={"help": "How a solution's step scores become one score, used for every ranking and vote."},
+    )
+    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
+    max_tokens: int = field(
+        default=2048, metadata={"help": "Token budget of one whole solution, for every method (not hard-coded)."}
+    )
+    max_step_tokens: int = field(
+        default=512, metadata={"help": "Token limit of one step in beam search / DVTS (a longer step is cut)."}
+    )
+    step_separator: str = field(
+        default="\n\n",
+        metadata={
+            "help": "What ends a generated step (a stop string for the generator); shell escapes such as \\n\\n "
+            "are decoded. The verifier joins steps with its own separator."
+        },
+    )
+    seed: int = field(default=42, metadata={"help": "Base seed; each batch's seeds derive from it and the indices."})
+    system_prompt: str | None = field(
+        default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System prompt passed to the generator's chat template."}
+    )
+    search_batch_size: int = field(
+        default=8,
+        metadata={
+            "help": "Problems searched together (one generator call per iteration for all of them). Batches are "
+            "aligned to absolute dataset indices, so shards whose bounds are multiples of it give the same samples "
+            "as one unsharded run."
+        },
+    )
+    prefix_cache: bool = field(
+        default=True,
+        metadata={
+            "help": "Beam search / DVTS: keep the verifier's KV cache per beam and score only new steps (token "
+            "classification PRMs only; other verifiers re-score whole prefixes)."
+        },
+    )
+
+    def __post_init__(self):
+        self.step_separator = decode_separator(self.step_separator)
+        if self.n < 1:
+            raise ValueError(f"n must be at least 1, got {self.n}")
+        if self.beam_width < 1 or self.n % self.beam_width:
+            raise ValueError(f"n ({self.n}) must be a positive multiple of beam_width ({self.beam_width})")
+        if self.agg_strategy not in AGG_STRATEGIES:
+            raise ValueError(f"agg_strategy must be one of {AGG_STRATEGIES}, got {self.agg_strategy!r}")
+        if self.method not in ("best_of_n", "beam_search", "dvts"):
+            raise ValueError(f"method must be best_of_n, beam_search or dvts, got {self.method!r}")
+        for name in ("num_iterations", "max_tokens", "max_step_tokens", "search_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lookahead < 0:
+            raise ValueError(f"lookahead must be >= 0, got {self.lookahead}")
+        if not self.step_separator:
+            raise ValueError("step_separator must not be empty")
