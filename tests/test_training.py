@@ -1,0 +1,267 @@
+"""PRMTrainer on tiny models built from config: learning, soft labels, LoRA, resume, padding-free, loss scaling."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from prm.data import read_separator, tokenize_row
+from prm.training import PRMConfig, PRMDataCollator, PRMTrainer, prm_loss_sum
+from tests.tiny import tiny_qwen2_config
+
+FILLER = "abcdefghijklmnopqrstuvwxyz0123456789 "
+
+
+def learnable_rows(n: int, seed: int = 0, soft: bool = False) -> list[dict]:
+    """Steps containing the letter 'X' are wrong, others right: the label is a function of the step's tokens."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        steps, labels = [], []
+        for _ in range(rng.randint(1, 4)):
+            body = "".join(rng.choice(FILLER) for _ in range(rng.randint(3, 12)))
+            wrong = rng.random() < 0.5
+            cut = rng.randint(0, len(body))
+            steps.append(body[:cut] + ("X" if wrong else "Y") + body[cut:])
+            labels.append((0.2 if wrong else 0.8) if soft else (not wrong))
+        prompt = "Q: " + "".join(rng.choice(FILLER) for _ in range(rng.randint(2, 10)))
+        rows.append({"prompt": prompt, "completions": steps, "labels": labels})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_tokenizer_dir):
+    return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+def tiny_model(tokenizer, seed: int = 0, **config_kwargs):
+    torch.manual_seed(seed)
+    config = tiny_qwen2_config(len(tokenizer), num_labels=2, pad_token_id=tokenizer.pad_token_id, **config_kwargs)
+    return AutoModelForTokenClassification.from_config(config)
+
+
+def make_args(tmp_path, **overrides) -> PRMConfig:
+    values = {
+        "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": 8,
+        "per_device_eval_batch_size": 16,
+        "learning_rate": 3e-3,
+        "max_steps": 10,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "seed": 0,
+        "lr_scheduler_type": "constant",
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+    values.update(overrides)
+    return PRMConfig(**values)
+
+
+def step_scores(model, tokenizer, rows, separator="\n") -> list[list[float]]:
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for row in rows:
+            example = tokenize_row(row, tokenizer, step_separator=separator)
+            logits = model(input_ids=torch.tensor([example["input_ids"]])).logits[0]
+            probs = torch.softmax(logits.float(), -1)[:, 1]
+            scores.append([probs[i].item() for i in example["step_ends"]])
+    return scores
+
+
+def test_training_learns_a_step_dependent_label(tmp_path, tokenizer):
+    train = Dataset.from_list(learnable_rows(320, seed=1))
+    test = Dataset.from_list(learnable_rows(64, seed=2))
+    args = make_args(tmp_path, max_steps=70, eval_strategy="no")
+    trainer = PRMTrainer(
+        model=tiny_model(tokenizer), args=args, train_dataset=train, eval_dataset=test, processing_class=tokenizer
+    )
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    assert before["eval_step_accuracy"] < 0.7
+    assert after["eval_step_accuracy"] > 0.9, (before, after)
+    assert after["eval_first_error_f1"] > before["eval_first_error_f1"] + 20
+    assert after["eval_loss"] < before["eval_loss"] - 0.3
+    assert 0.8 < after["eval_wrong_step_recall"] <= 1.0
+
+
+def test_soft_labels_train_towards_the_target_probability(tmp_path, tokenizer):
+    rows = learnable_rows(240, seed=3, soft=True)
+    train = Dataset.from_list(rows)
+    trainer = PRMTrainer(
+        model=tiny_model(tokenizer),
+        args=make_args(tmp_path, max_steps=60),
+        train_dataset=train,
+        processing_class=tokenizer,
+    )
+    assert trainer.train_dataset.features["labels"].feature.dtype == "float32"
+    trainer.train()
+    scores = step_scores(trainer.model, tokenizer, rows[:40])
+    wrong = [s for row, ss in zip(rows[:40], scores) for label, s in zip(row["labels"], ss) if label < 0.5]
+    right = [s for row, ss in zip(rows[:40], scores) for label, s in zip(row["labels"], ss) if label > 0.5]
+    # A soft target of 0.2/0.8 is matched in probability, not pushed to 0/1 as hard labels would be.
+    assert abs(sum(wrong) / len(wrong) - 0.2) < 0.1
+    assert abs(sum(right) / len(right) - 0.8) < 0.1
+
+
+def test_soft_loss_equals_hard_loss_for_zero_one_targets():
+    logits = torch.randn(2, 5, 2)
+    hard = torch.tensor([[-100, 1, -100, 0, 1], [0, -100, -100, -100, 1]])
+    soft = hard.float()
+    hard_sum, hard_count = prm_loss_sum(logits, hard)
+    soft_sum, soft_count = prm_loss_sum(logits, soft)
+    assert hard_count == soft_count == 5
+    torch.testing.assert_close(hard_sum, soft_sum)
+    expected = torch.nn.functional.cross_entropy(logits.view(-1, 2), hard.view(-1), reduction="sum")
+    torch.testing.assert_close(hard_sum, expected)
+
+
+def test_lora_trains_merges_and_reloads_as_plain_model(tmp_path, tokenizer):
+    from peft import LoraConfig
+
+    rows = learnable_rows(160, seed=4)
+    args = make_args(tmp_path, max_steps=25, step_separator="\\n\\n", learning_rate=1e-2)
+    peft_config = LoraConfig(task_type="TOKEN_CLS", r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
+    model = tiny_model(tokenizer)
+    head_before = model.score.weight.detach().clone()
+    trainer = PRMTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train()
+    before_save = step_scores(trainer.model, tokenizer, rows[:8], separator="\n\n")
+    trainer.save_model(args.output_dir)
+
+    reloaded = AutoModelForTokenClassification.from_pretrained(args.output_dir)
+    assert not any("lora" in name for name, _ in reloaded.named_parameters())
+    assert not torch.equal(reloaded.score.weight, head_before), "the classification head must be trained in full"
+    assert read_separator(args.output_dir) == "\n\n"
+    after_reload = step_scores(reloaded, tokenizer, rows[:8], separator="\n\n")
+    for a, b in zip(before_save, after_reload):
+        assert a == pytest.approx(b, abs=1e-5)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "LoRA" in card and json.dumps("\n\n") in card
+
+
+def _losses(trainer) -> list[float]:
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, tokenizer):
+    train = Dataset.from_list(learnable_rows(96, seed=5))
+    full_args = make_args(tmp_path / "full", max_steps=8)
+    full = PRMTrainer(model=tiny_model(tokenizer), args=full_args, train_dataset=train, processing_class=tokenizer)
+    full.train()
+
+    part_args = make_args(tmp_path / "part", max_steps=8, save_strategy="steps", save_steps=4)
+    interrupted = PRMTrainer(
+        model=tiny_model(tokenizer), args=part_args, train_dataset=train, processing_class=tokenizer
+    )
+
+    class StopAt4(__import__("transformers").TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 4:
+                control.should_training_stop = True
+
+    interrupted.add_callback(StopAt4())
+    interrupted.train()
+    assert interrupted.state.global_step == 4
+
+    resumed = PRMTrainer(
+        model=tiny_model(tokenizer, seed=123), args=part_args, train_dataset=train, processing_class=tokenizer
+    )
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == 8
+    assert _losses(resumed)[-4:] == pytest.approx(_losses(full)[-4:], rel=1e-5)
+    for (name, p_full), (_, p_resumed) in zip(full.model.named_parameters(), resumed.model.named_parameters()):
+        torch.testing.assert_close(p_full, p_resumed, msg=name)
+
+
+def test_padding_free_loss_equals_padded_loss(tokenizer):
+    rows = learnable_rows(12, seed=6)
+    examples = [tokenize_row(r, tokenizer) for r in rows]
+    model = tiny_model(tokenizer, attn_implementation="sdpa").eval()
+    padded = PRMDataCollator(pad_token_id=tokenizer.pad_token_id)(examples)
+    packed = PRMDataCollator(pad_token_id=tokenizer.pad_token_id, padding_free=True)(examples)
+    assert packed["input_ids"].shape[0] == 1 and "attention_mask" not in packed
+    assert packed["input_ids"].numel() < padded["input_ids"].numel()
+    with torch.no_grad():
+        loss_padded = prm_loss_sum(
+            model(**{k: v for k, v in padded.items() if k != "labels"}).logits, padded["labels"]
+        )
+        out = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False)
+        loss_packed = prm_loss_sum(out.logits, packed["labels"])
+    assert loss_padded[1] == loss_packed[1]
+    torch.testing.assert_close(loss_packed[0], loss_padded[0], rtol=1e-5, atol=1e-5)
+
+
+def test_padding_free_training_matches_padded_training(tmp_path, tokenizer):
+    train = Dataset.from_list(learnable_rows(48, seed=7))
+    runs = {}
+    for padding_free in (False, True):
+        args = make_args(tmp_path / str(padding_free), max_steps=4, padding_free=padding_free)
+        trainer = PRMTrainer(model=tiny_model(tokenizer), args=args, train_dataset=train, processing_class=tokenizer)
+        trainer.train()
+        runs[padding_free] = _losses(trainer)
+    assert runs[True] == pytest.approx(runs[False], rel=1e-4)
+
+
+def test_padding_free_refuses_an_attention_that_cannot_isolate_sequences(tmp_path, tokenizer):
+    model = tiny_model(tokenizer)
+    model.config._attn_implementation = "paged|sdpa"
+    with pytest.raises(ValueError, match="padding_free=True needs an attention implementation"):
+        PRMTrainer(
+            model=model,
+            args=make_args(tmp_path, padding_free=True),
+            train_dataset=Dataset.from_list(learnable_rows(8)),
+            processing_class=tokenizer,
+        )
+
+
+def test_gradient_accumulation_gives_the_same_loss_and_weights(tmp_path, tokenizer):
+    """transformers#47688: token classifiers drop num_items_in_batch; the loss must not scale with GA."""
+    train = Dataset.from_list(learnable_rows(64, seed=8))
+    runs = {}
+    for ga, batch in ((1, 8), (2, 4)):
+        args = make_args(
+            tmp_path / str(ga),
+            max_steps=4,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=ga,
+            train_sampling_strategy="sequential",
+        )
+        trainer = PRMTrainer(model=tiny_model(tokenizer), args=args, train_dataset=train, processing_class=tokenizer)
+        trainer.train()
+        runs[ga] = (_losses(trainer), [p.detach().clone() for p in trainer.model.parameters()])
+    assert runs[2][0] == pytest.approx(runs[1][0], rel=1e-4)
+    assert 0.3 < runs[1][0][0] < 1.2  # a 2-class cross-entropy near log(2) at the start, not 2x that
+    for p1, p2 in zip(runs[1][1], runs[2][1]):
+        torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-5)
+
+
+def test_group_by_length_reduces_padding(tmp_path, tokenizer):
+    train = Dataset.from_list(learnable_rows(256, seed=9))
+    trainer = PRMTrainer(
+        model=tiny_model(tokenizer),
+        args=make_args(tmp_path, group_by_length=True),
+        train_dataset=train,
+        processing_class=tokenizer,
+    )
+    grouped = sum(b["input_ids"].numel() for b in trainer.get_train_dataloader())
+    plain = PRMTrainer(
+        model=tiny_model(tokenizer), args=make_args(tmp_path), train_dataset=train, processing_class=tokenizer
+    )
+    random_order = sum(b["input_ids"].numel() for b in plain.get_train_dataloader())
+    assert grouped < 0.9 * random_order
