@@ -1,0 +1,35 @@
+"""Prompt formatting shared by every backend: the model's chat template, one from a file, or plain text."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def read_chat_template(path: str | Path) -> str:
+    """The Jinja source of a chat template file (the format of ``tokenizer.chat_template``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"chat_template_path {str(path)!r} is not a file")
+    return path.read_text(encoding="utf-8")
+
+
+def plain_prompt(problem: str, system_prompt: str | None = None) -> str:
+    """Fallback for tokenizers without a chat template (base models, tiny test models): the system prompt and the
+    problem, each followed by a blank line, so the first step starts right after them."""
+    return f"{system_prompt}\n\n{problem}\n\n" if system_prompt else f"{problem}\n\n"
+
+
+def format_chat_prompt(
+    tokenizer, problem: str, system_prompt: str | None = None, chat_template: str | None = None
+) -> str:
+    """The text before the first step: ``chat_template`` (if given) or the tokenizer's own template, rendered with
+    ``add_generation_prompt=True``; :func:`plain_prompt` when neither exists."""
+    template = chat_template or getattr(tokenizer, "chat_template", None)
+    if not template:
+        return plain_prompt(problem, system_prompt)
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": problem})
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True)

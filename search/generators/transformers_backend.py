@@ -1,0 +1,190 @@
+"""Generation with a transformers causal LM (CPU or GPU): batched, left padded, exact stop strings, seeded.
+
+Sampling is done by our own decode loop rather than ``model.generate`` so that every sample draws from its own
+``torch.Generator`` (see :func:`search.generators.stopping.sample_seeds`): results do not depend on which other
+prompts share a batch (up to floating-point differences of padded batches) and the same call always returns the same
+text.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+
+import torch
+from tqdm.auto import tqdm
+
+from .base import Completion, Generator, SamplingConfig
+from .chat import format_chat_prompt, read_chat_template
+from .stopping import sample_seeds, truncate_at_stop
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Zero the tail of each row outside the smallest set whose mass reaches ``top_p`` (the top token is kept)."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    sorted_probs = sorted_probs.masked_fill(mass_before >= top_p, 0.0)
+    return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+
+
+class TransformersGenerator(Generator):
+    """``generate`` expands every prompt ``n`` times and decodes up to ``max_batch_size`` sequences together.
+
+    Finish reasons: ``stop`` when a stop string appears in the generated text (the text ends right after it, the
+    stop string kept), ``eos`` when the model emits an end-of-sequence token (not part of the text), ``length`` at
+    ``max_new_tokens``. ``num_generated_tokens`` counts every sampled token, including an EOS token and the rest of a
+    token that carried a stop string. A prompt is encoded without special tokens, then the tokenizer's BOS token is
+    prepended unless the text already starts with it (the behaviour of vLLM and ``vllm serve``).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | None = None,
+        *,
+        model=None,
+        tokenizer=None,
+        tokenizer_name_or_path: str | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        chat_template_path: str | None = None,
+        max_batch_size: int = 32,
+        show_progress: bool = False,
+    ):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if model is None and model_name_or_path is None:
+            raise ValueError("TransformersGenerator needs model_name_or_path or a model")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(
+                tokenizer_name_or_path or model_name_or_path, trust_remote_code=trust_remote_code
+            )
+        if model is None:
+            if dtype == "auto":
+                torch_dtype = "auto" if self.device.type == "cuda" else torch.float32
+            elif dtype in _DTYPES:
+                torch_dtype = _DTYPES[dtype]
+            else:
+                raise ValueError(f"dtype must be one of auto, {', '.join(_DTYPES)}; got {dtype!r}")
+            model = AutoModelForCausalLM.from_pretrained(
+                model_name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True
+            )
+        self.model = model.to(self.device).eval()
+        # transformers 5 renamed the cache argument/output from ``past_key_values`` to ``cache``.
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self.tokenizer = tokenizer
+        self.chat_template = read_chat_template(chat_template_path) if chat_template_path else None
+        self.max_batch_size = max_batch_size
+        self.show_progress = show_progress
+        eos = getattr(model.generation_config, "eos_token_id", None) if hasattr(model, "generation_config") else None
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(tokenizer.eos_token_id)
+        self.eos_token_ids = sorted(eos_ids)
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
+
+    def format_prompt(self, problem: str, system_prompt: str | None = None) -> str:
+        return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        if bos is not None and (not ids or ids[0] != bos):
+            ids = [bos, *ids]
+        return ids
+
+    def generate(self, prompts: list[str], config: SamplingConfig) -> list[list[Completion]]:
+        if config.n < 1:
+            raise ValueError(f"SamplingConfig.n must be >= 1, got {config.n}")
+        seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(63)
+        seeds = sample_seeds(prompts, config.n, seed)
+        encoded = [self.encode_prompt(p) for p in prompts]
+        # (prompt index, sample index), longest prompts first so batches hold similar lengths.
+        jobs = [(i, j) for i in range(len(prompts)) for j in range(config.n)]
+        jobs.sort(key=lambda ij: -len(encoded[ij[0]]))
+        results: list[list[Completion | None]] = [[None] * config.n for _ in prompts]
+        batches = [jobs[k : k + self.max_batch_size] for k in range(0, len(jobs), self.max_batch_size)]
+        for batch in tqdm(batches, desc="generate", disable=not self.show_progress):
+            outs = self._decode_batch([encoded[i] for i, _ in batch], [seeds[i][j] for i, j in batch], config)
+            for (i, j), out in zip(batch, outs):
+                results[i][j] = out
+        return results  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _decode_batch(self, prompt_ids: list[list[int]], seeds: list[int], config: SamplingConfig) -> list[Completion]:
+        bsz, width = len(prompt_ids), max(len(p) for p in prompt_ids)
+        input_ids = torch.full((bsz, width), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((bsz, width), dtype=torch.long)
+        for r, ids in enumerate(prompt_ids):
+            input_ids[r, width - len(ids) :] = torch.tensor(ids)
+            attention[r, width - len(ids) :] = 1
+        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        gens = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        eos = torch.tensor(self.eos_token_ids, device=self.device)
+        stops = [s for s in (config.stop or []) if s]
+        # Enough trailing tokens to contain any stop string (a token decodes to >= 1 char, except partial bytes).
+        window = max((len(s) for s in stops), default=0) + 8
+
+        generated: list[list[int]] = [[] for _ in range(bsz)]
+        reasons: list[str | None] = [None] * bsz
+        past = None
+        step_ids, step_pos = input_ids, positions
+        for _ in range(config.max_new_tokens):
+            out = self.model(
+                input_ids=step_ids,
+                attention_mask=attention,
+                position_ids=step_pos,
+                use_cache=True,
+                **{self._cache_arg: past},
+            )
+            past = out[self._cache_arg]
+            logits = out.logits[:, -1, :].float()
+            if config.temperature <= 0:
+                next_ids = logits.argmax(dim=-1)
+            else:
+                probs = torch.softmax(logits / config.temperature, dim=-1)
+                if config.top_p < 1.0:
+                    probs = _top_p_filter(probs, config.top_p)
+                next_ids = torch.stack([torch.multinomial(probs[r], 1, generator=gens[r])[0] for r in range(bsz)])
+            is_eos = torch.isin(next_ids, eos).tolist()
+            next_list = next_ids.tolist()
+            for r in range(bsz):
+                if reasons[r] is not None:
+                    continue
+                generated[r].append(next_list[r])
+                if is_eos[r]:
+                    reasons[r] = "eos"
+                elif stops:
+                    tail = self.tokenizer.decode(generated[r][-window:], skip_special_tokens=True)
+                    if any(s in tail for s in stops):
+                        reasons[r] = "stop"
+            if all(reason is not None for reason in reasons):
+                break
+            # Finished rows keep decoding padding (cheaper than reshaping the cache); their tokens are ignored.
+            done = torch.tensor([reason is not None for reason in reasons], device=self.device)
+            step_ids = next_ids.masked_fill(done, self.pad_token_id)[:, None]
+            step_pos = step_pos[:, -1:] + 1
+            attention = torch.cat([attention, torch.ones((bsz, 1), dtype=attention.dtype, device=self.device)], -1)
+
+        completions = []
+        for r in range(bsz):
+            ids = generated[r][:-1] if reasons[r] == "eos" else generated[r]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text, matched = truncate_at_stop(text, stops)
+            reason = "stop" if matched is not None else (reasons[r] if reasons[r] == "eos" else "length")
+            completions.append(
+                Completion(
+                    text=text,
+                    finish_reason=reason,
+                    num_prompt_tokens=len(prompt_ids[r]),
+                    num_generated_tokens=len(generated[r]),
+                )
+            )
+        return completions
