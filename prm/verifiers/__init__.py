@@ -2,5 +2,29 @@
 
 from .aggregation import AGG_STRATEGIES, AggStrategy, aggregate_scores
 from .base import Verifier
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, StepScores, length_batches
+from .chat_plus_minus import ChatPlusMinusVerifier
+from .loading import VERIFIER_TYPES, VerifierType, detect_verifier_type, load_verifier
+from .qwen_prm import QwenPRMVerifier
+from .step_tag import StepTagVerifier
+from .token_cls import TokenClassificationVerifier
 
-__all__ = ["AGG_STRATEGIES", "AggStrategy", "Verifier", "aggregate_scores"]
+__all__ = [
+    "AGG_STRATEGIES",
+    "DEFAULT_TOKEN_BUDGET",
+    "VERIFIER_TYPES",
+    "AggStrategy",
+    "BatchedVerifier",
+    "ChatPlusMinusVerifier",
+    "Encoded",
+    "QwenPRMVerifier",
+    "StepScores",
+    "StepTagVerifier",
+    "TokenClassificationVerifier",
+    "Verifier",
+    "VerifierType",
+    "aggregate_scores",
+    "detect_verifier_type",
+    "length_batches",
+    "load_verifier",
+]

@@ -1,0 +1,73 @@
+"""Pieces shared by the verifiers that read scores out of a causal language model or a text template."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .batching import Encoded
+
+
+def body_kwargs(model) -> dict:
+    # Decoders build a KV cache by default; scoring never reuses it.
+    return {"use_cache": False} if getattr(getattr(model, "config", None), "use_cache", None) is not None else {}
+
+
+def token_at_chars(offsets: Sequence[tuple[int, int]], char_positions: Sequence[int]) -> list[int]:
+    """Index of the token covering each character position (offsets as returned by a fast tokenizer)."""
+    starts = [start for start, _ in offsets]
+    out = []
+    for c in char_positions:
+        i = bisect.bisect_right(starts, c) - 1
+        while i > 0 and offsets[i][0] == offsets[i][1]:  # skip zero-width (special) tokens
+            i -= 1
+        out.append(max(i, 0))
+    return out
+
+
+def truncated_encoding(input_ids: list[int], positions: list[int], num_steps: int, max_length: int | None) -> Encoded:
+    """Keep the steps whose score position fits in the context; drop the tokens after the last kept one.
+
+    Nothing after the last scored position can influence a causal model's scores, so it is never run.
+    """
+    if max_length is not None:
+        positions = [p for p in positions if p < max_length]
+    if not positions:
+        return Encoded([], [], num_steps)
+    return Encoded(list(input_ids[: positions[-1] + 1]), positions, num_steps)
+
+
+def single_token_id(tokenizer, text: str) -> int:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"{text!r} tokenizes to nothing")
+    return ids[-1]
+
+
+def candidate_margins(
+    model, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor, good_id: int, bad_id: int
+) -> torch.Tensor:
+    """``logit(good) - logit(bad)`` for the next token after each (row, position).
+
+    Only the two candidate rows of the output layer are applied, and only at the scored positions, instead
+    of a full-vocabulary projection of every token.
+    """
+    from transformers import PreTrainedModel
+
+    body = getattr(model, model.base_model_prefix, None) if isinstance(model, PreTrainedModel) else None
+    head = model.get_output_embeddings() if body is not None else None
+    if body is None or body is model or not isinstance(head, torch.nn.Linear):
+        logits = model(input_ids=input_ids).logits[rows, positions]
+        picked = logits[:, [good_id, bad_id]].float()
+    else:
+        hidden = body(input_ids=input_ids, **body_kwargs(model)).last_hidden_state[rows, positions]
+        ids = torch.tensor([good_id, bad_id], device=hidden.device)
+        bias = head.bias[ids] if head.bias is not None else None
+        picked = F.linear(hidden, head.weight[ids], bias).float()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        picked = torch.tanh(picked / cap) * cap
+    return picked[:, 0] - picked[:, 1]

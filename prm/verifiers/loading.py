@@ -1,0 +1,86 @@
+"""Load any supported PRM by path or hub name, detecting its style from the config where that is clear."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import torch
+
+from .base import Verifier
+
+logger = logging.getLogger(__name__)
+
+VerifierType = Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"]
+VERIFIER_TYPES: tuple[str, ...] = ("token-cls", "qwen-prm", "step-tag", "chat-plus-minus")
+
+# Causal-LM PRMs look alike in their config; these well-known names settle which protocol they were trained for.
+_NAME_HINTS = {"math-shepherd": "step-tag", "rlhflow": "chat-plus-minus"}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device) -> torch.dtype:
+    # bf16 is the PRMs' native precision on GPUs; on CPU it is slow and float32 is exact.
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def detect_verifier_type(name_or_path: str, config: dict) -> str:
+    """The verifier type a checkpoint's config implies; raises when it is ambiguous."""
+    architectures = config.get("architectures") or []
+    if any("ProcessRewardModel" in a for a in architectures):
+        return "qwen-prm"
+    if any(a.endswith("ForTokenClassification") for a in architectures):
+        return "token-cls"
+    if any(a.endswith("ForCausalLM") for a in architectures):
+        lowered = name_or_path.lower()
+        for hint, kind in _NAME_HINTS.items():
+            if hint in lowered:
+                return kind
+        raise ValueError(
+            f"{name_or_path} is a causal LM; it could be a step-tag (Math-Shepherd) or a chat-plus-minus "
+            "(RLHFlow) PRM. Pass --verifier_type step-tag or --verifier_type chat-plus-minus."
+        )
+    raise ValueError(
+        f"Cannot tell the verifier type of {name_or_path} from its architectures {architectures}; "
+        f"pass --verifier_type (one of {', '.join(VERIFIER_TYPES)})"
+    )
+
+
+def load_verifier(
+    name_or_path: str,
+    verifier_type: VerifierType = "auto",
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    trust_remote_code: bool = False,
+    **kwargs,
+) -> Verifier:
+    """Load a PRM as a ``Verifier``. Extra keyword arguments go to the verifier class (e.g. ``step_separator``
+    for token-cls, ``batch_token_budget``, ``max_length``, ``show_progress``). Weights load from safetensors;
+    remote code runs only with ``trust_remote_code=True``."""
+    from transformers import PretrainedConfig
+
+    from .chat_plus_minus import ChatPlusMinusVerifier
+    from .qwen_prm import QwenPRMVerifier
+    from .step_tag import StepTagVerifier
+    from .token_cls import TokenClassificationVerifier
+
+    if verifier_type == "auto":
+        config, _ = PretrainedConfig.get_config_dict(name_or_path)
+        verifier_type = detect_verifier_type(name_or_path, config)  # type: ignore[assignment]
+        logger.info("Detected verifier type %s for %s", verifier_type, name_or_path)
+    classes = {
+        "token-cls": TokenClassificationVerifier,
+        "qwen-prm": QwenPRMVerifier,
+        "step-tag": StepTagVerifier,
+        "chat-plus-minus": ChatPlusMinusVerifier,
+    }
+    if verifier_type not in classes:
+        raise ValueError(f"Unknown verifier_type {verifier_type!r}; choose one of auto, {', '.join(VERIFIER_TYPES)}")
+    if isinstance(dtype, str) and dtype != "auto":
+        dtype = getattr(torch, dtype)
+    return classes[verifier_type].from_pretrained(
+        name_or_path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs
+    )

@@ -1,0 +1,119 @@
+"""Token-classification PRMs: ours and those trained with TRL's former PRMTrainer."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from prm.data import build_example, decode_separator, read_separator
+
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_head, context_limit
+from .lm_scoring import body_kwargs
+
+logger = logging.getLogger(__name__)
+
+
+def class_margin(logits: torch.Tensor) -> torch.Tensor:
+    """Log-odds of class 1 from per-position class logits ``[N, C]``.
+
+    For two classes this is ``logit_1 - logit_0``, whose sign is exactly the argmax decision. One logit is read
+    as a binary (sigmoid) head. With more classes, class 1 against all others.
+    """
+    logits = logits.float()
+    num_classes = logits.shape[-1]
+    if num_classes == 2:
+        return logits[:, 1] - logits[:, 0]
+    if num_classes == 1:
+        return logits[:, 0]
+    others = torch.cat([logits[:, :1], logits[:, 2:]], dim=-1)
+    return logits[:, 1] - torch.logsumexp(others, dim=-1)
+
+
+class TokenClassificationVerifier(BatchedVerifier):
+    """Score = P(class 1) at the last token of (step + separator), in exactly the layout used for training.
+
+    The input is ``[bos] + prompt + (step + separator) * n`` as built by ``prm.data.build_example``; the
+    separator defaults to the one saved in the model's config (``prm.data.read_separator``).
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        step_separator: str = "\n",
+        batch_token_budget: int = DEFAULT_TOKEN_BUDGET,
+        max_batch_size: int | None = None,
+        max_length: int | None = None,
+        show_progress: bool = False,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.step_separator = decode_separator(step_separator)
+        self.batch_token_budget = batch_token_budget
+        self.max_batch_size = max_batch_size
+        self.max_length = context_limit(model, tokenizer, max_length)
+        self.show_progress = show_progress
+        self.tokens_processed = 0
+        self._separator_ids = tokenizer(self.step_separator, add_special_tokens=False)["input_ids"]
+        if not self._separator_ids:
+            raise ValueError(f"The step separator {self.step_separator!r} tokenizes to nothing")
+        self._fast = base_and_head(model)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        step_separator: str | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        trust_remote_code: bool = False,
+        tokenizer=None,
+        **kwargs,
+    ) -> TokenClassificationVerifier:
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        from .loading import default_device, default_dtype
+
+        device = device or default_device()
+        model = AutoModelForTokenClassification.from_pretrained(
+            name_or_path,
+            dtype=dtype or default_dtype(device),
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True,
+        ).to(device)
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        if step_separator is None:
+            step_separator = read_separator(name_or_path)
+            logger.info("Step separator %r (from the model's config)", step_separator)
+        return cls(model, tokenizer, step_separator, **kwargs)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, step_separator: str | None = None, **kwargs) -> TokenClassificationVerifier:
+        """Wrap an in-memory model, e.g. the one being trained (the separator defaults to its config's)."""
+        if step_separator is None:
+            step_separator = read_separator(model.config)
+        return cls(model, tokenizer, step_separator, **kwargs)
+
+    def encode(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
+        flat = list(problems) + [step for steps in solutions for step in steps]
+        flat_ids = self.tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+        bos = self.tokenizer.bos_token_id
+        out = []
+        cursor = len(problems)
+        for i, steps in enumerate(solutions):
+            steps_ids = flat_ids[cursor : cursor + len(steps)]
+            cursor += len(steps)
+            ex = build_example(flat_ids[i], steps_ids, None, self._separator_ids, bos, self.max_length)
+            out.append(Encoded(ex["input_ids"], ex["step_ends"], len(steps)))
+        return out
+
+    def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        if self._fast is not None:
+            body, head = self._fast
+            hidden = body(input_ids=input_ids, **body_kwargs(self.model)).last_hidden_state
+            # The head only runs where a step is scored (dropout is off in eval mode, so this is the same math).
+            logits = head(hidden[rows, positions])
+        else:
+            logits = self.model(input_ids=input_ids).logits[rows, positions]
+        return class_margin(logits)
