@@ -102,3 +102,40 @@ class SearchConfig:
             raise ValueError(f"lookahead must be >= 0, got {self.lookahead}")
         if not self.step_separator:
             raise ValueError("step_separator must not be empty")
+
+
+@dataclass
+class DatasetArguments:
+    """Which problems to search, and how to read their columns."""
+
+    dataset_name: str = field(
+        default="HuggingFaceH4/MATH-500",
+        metadata={
+            "help": "Hub dataset (HuggingFaceH4/MATH-500, openai/gsm8k) or a local .jsonl/.json file or folder."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration (gsm8k: main)."})
+    dataset_split: str = field(default="test", metadata={"help": "Split to search."})
+    dataset_start: int | None = field(
+        default=None, metadata={"help": "First row (inclusive) of this shard; indices stay those of the full dataset."}
+    )
+    dataset_end: int | None = field(default=None, metadata={"help": "Last row (exclusive) of this shard."})
+    problem_column: str | None = field(
+        default=None, metadata={"help": "Column holding the problem; default: 'problem', else 'question'."}
+    )
+    answer_column: str = field(default="answer", metadata={"help": "Column holding the gold answer."})
+    answer_format: Literal["auto", "plain", "gsm8k"] = field(
+        default="auto",
+        metadata={
+            "help": "plain: the column is the answer; gsm8k: the answer follows '####' in a worked solution; "
+            "auto: gsm8k when the text contains '####'."
+        },
+    )
+
+    def __post_init__(self):
+        if self.dataset_start is not None and self.dataset_start < 0:
+            raise ValueError(f"dataset_start must be >= 0, got {self.dataset_start}")
+        if self.dataset_start is not None and self.dataset_end is not None and self.dataset_end <= self.dataset_start:
+            raise ValueError(
+                f"dataset_end ({self.dataset_end}) must be greater than dataset_start ({self.dataset_start})"
+            )

@@ -1,0 +1,151 @@
+"""Run a search method over a dataset: batched, resumable, shardable.
+
+``OUT/results.jsonl`` gets one line per problem (layout in :mod:`search.results`) as soon as its batch finishes.
+Batches are aligned to absolute dataset indices (``index // search_batch_size``) and generation seeds depend
+only on the configured seed, the iteration and the prompt (never on which problems share a call), so:
+
+- a killed run restarted with the same settings recomputes the interrupted batch exactly, appends only the
+  missing lines and ends with the same file, byte for byte, as an uninterrupted run;
+- shards (``dataset_start`` / ``dataset_end``) whose bounds are multiples of ``search_batch_size`` search
+  exactly the batches of an unsharded run, so merged shards equal the unsharded results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .beam_search import beam_search
+from .best_of_n import best_of_n
+from .config import DatasetArguments, SearchConfig
+from .dvts import dvts
+from .primitives import CachedScorer, FullScorer
+from .results import RESULTS_FILE, append_rows, read_results, result_row
+
+logger = logging.getLogger(__name__)
+
+METHODS = {"best_of_n": best_of_n, "beam_search": beam_search, "dvts": dvts}
+
+
+@dataclass
+class Problem:
+    index: int
+    problem: str
+    answer: str
+
+
+def gold_from_text(text: str, answer_format: str = "auto") -> str:
+    """The gold answer of a row: GSM8K's worked solutions end with ``#### <answer>``."""
+    text = str(text)
+    if answer_format == "gsm8k" or (answer_format == "auto" and "####" in text):
+        return text.rsplit("####", 1)[-1].strip().replace(",", "")
+    return text.strip()
+
+
+def load_problems(args: DatasetArguments) -> list[Problem]:
+    """The shard's problems, read through ``datasets.load_dataset`` (hub name, local file or folder)."""
+    from datasets import load_dataset
+
+    name = args.dataset_name
+    if os.path.isfile(name):
+        ext = "json" if name.endswith((".json", ".jsonl")) else name.rsplit(".", 1)[-1]
+        dataset = load_dataset(ext, data_files={args.dataset_split: name}, split=args.dataset_split)
+    else:
+        dataset = load_dataset(name, args.dataset_config, split=args.dataset_split)
+    columns = dataset.column_names
+    problem_column = args.problem_column or ("problem" if "problem" in columns else "question")
+    for column in (problem_column, args.answer_column):
+        if column not in columns:
+            raise ValueError(f"{name}: no column {column!r} (columns: {columns}); set problem_column/answer_column")
+    start = args.dataset_start or 0
+    end = len(dataset) if args.dataset_end is None else min(args.dataset_end, len(dataset))
+    if start >= end:
+        raise ValueError(f"{name} has {len(dataset)} rows: the shard [{start}, {end}) is empty")
+    rows = dataset.select(range(start, end))
+    return [
+        Problem(start + i, str(p), gold_from_text(a, args.answer_format))
+        for i, (p, a) in enumerate(zip(rows[problem_column], rows[args.answer_column]))
+    ]
+
+
+def make_scorer(verifier, config: SearchConfig):
+    """Prefix-cached scoring for tree search with a token-classification PRM, full re-scoring otherwise."""
+    if config.prefix_cache and config.method != "best_of_n":
+        from prm.verifiers.batching import base_and_head
+        from prm.verifiers.prefix_cache import PrefixCachedScorer
+        from prm.verifiers.token_cls import TokenClassificationVerifier
+
+        if isinstance(verifier, TokenClassificationVerifier) and base_and_head(verifier.model) is not None:
+            return CachedScorer(PrefixCachedScorer.from_verifier(verifier))
+        logger.info("%s has no prefix cache: every beam is re-scored in full", type(verifier).__name__)
+    return FullScorer(verifier)
+
+
+def run_search(
+    problems: list[Problem],
+    generator,
+    verifier,
+    config: SearchConfig,
+    output_dir: str | os.PathLike,
+    extract_answer: Callable[[str], str | None] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """Search every problem not already in ``OUT/results.jsonl`` and append its line; returns the file's path.
+
+    ``on_row`` is called after each line is written (progress hooks; tests use it to interrupt a run).
+    """
+    if extract_answer is None:
+        from .grading import extract_answer
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS_FILE
+    done = {row["index"] for row in read_results(path, repair=True)}
+    if done:
+        logger.info(
+            "Resuming: %d of %d problems already in %s", len(done & {p.index for p in problems}), len(problems), path
+        )
+    batches: dict[int, list[Problem]] = {}
+    for p in problems:
+        batches.setdefault(p.index // config.search_batch_size, []).append(p)
+    todo = [b for b in batches.values() if any(p.index not in done for p in b)]
+    scorer = make_scorer(verifier, config)
+    method = METHODS[config.method]
+    with tqdm(
+        total=len(problems),
+        initial=len(problems) - sum(p.index not in done for b in todo for p in b),
+        desc=f"Search ({config.method})",
+        unit="problem",
+    ) as progress:
+        for batch in todo:
+            results = method([p.problem for p in batch], generator, scorer, config, config.seed)
+            for p, result in zip(batch, results):
+                if p.index in done:
+                    continue
+                row = result_row(
+                    p.index,
+                    p.problem,
+                    p.answer,
+                    result,
+                    config.agg_strategy,
+                    extract_answer,
+                    method=config.method,
+                    seed=config.seed,
+                )
+                append_rows(path, [row])
+                progress.update(1)
+                if on_row is not None:
+                    on_row(row)
+    return path
+
+
+def write_settings(output_dir: str | os.PathLike, **sections: Any) -> None:
+    """Record the run's settings next to its results (``OUT/search_config.json``)."""
+    payload = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in sections.items()}
+    Path(output_dir, "search_config.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
