@@ -1,0 +1,193 @@
+"""Accuracy of candidate pools at n = 1, 2, 4, ..., N: naive@n, weighted@n, maj@n and pass@n.
+
+Subsampling follows search-and-learn (``sal/utils/score.py`` and ``subsample_completions`` in ``sal/utils/math.py``):
+the pool of size n is the **first n completions** of the problem's pool, in stored order, not a random subset (the
+search methods emit completions in groups, e.g. DVTS subtrees, that a prefix keeps whole); n runs over the powers of
+two up to N. Unlike search-and-learn, N itself is added when it is not a power of two, and the solution score is
+aggregated with the requested ``agg_strategy`` (search-and-learn always used ``last`` there).
+
+For a problem's first n completions (answers from :func:`search.grading.extract_answer`, solution scores
+``aggregate_scores(step_scores, agg_strategy)``):
+
+- ``naive@n``: the answer of the highest-scored completion (ties: the earliest). No answer counts as wrong.
+- ``weighted@n``: the answer group with the largest sum of scores (ties: the group seen first).
+- ``maj@n``: the answer group with the most completions (ties: the group seen first).
+- ``pass@n``: whether any of the n completions is correct (search-and-learn also reports the unbiased pass@k
+  estimator over all N samples; for tree search pools the prefix definition is the one that matches the others).
+
+Answers are grouped by :meth:`search.grading.MathGrader.canonical`: math-verify's parsed value (numbers by value,
+``x = 3`` as ``3``, other expressions by sympy's printed form), else the normalized string. Completions without an
+answer take no part in weighted and majority votes (search-and-learn let the empty answer "" form a group); if none
+has an answer the prediction is "no answer" (wrong). A group is correct when its first answer is equivalent to the
+gold answer (math-verify ``verify``). Accuracies are percentages over problems.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prm.verifiers.aggregation import AggStrategy, aggregate_scores
+
+logger = logging.getLogger(__name__)
+
+METRICS: tuple[str, ...] = ("naive", "weighted", "maj", "pass")
+
+
+def subset_sizes(n_max: int) -> list[int]:
+    """1, 2, 4, ... up to ``n_max``, and ``n_max`` itself."""
+    sizes, n = [], 1
+    while n <= n_max:
+        sizes.append(n)
+        n *= 2
+    if n_max >= 1 and sizes[-1] != n_max:
+        sizes.append(n_max)
+    return sizes
+
+
+def naive_choice(keys: Sequence[str | None], scores: Sequence[float]) -> str | None:
+    """Key of the highest-scored completion (the earliest on ties); None when it has no answer."""
+    if not keys:
+        return None
+    best = max(range(len(keys)), key=lambda i: (scores[i], -i))
+    return keys[best]
+
+
+def weighted_choice(keys: Sequence[str | None], scores: Sequence[float]) -> str | None:
+    """The answer key whose completions' scores sum highest (the one seen first on ties)."""
+    totals: dict[str, float] = {}
+    for key, score in zip(keys, scores):
+        if key is not None:
+            totals[key] = totals.get(key, 0.0) + score
+    return max(totals, key=totals.__getitem__) if totals else None
+
+
+def majority_choice(keys: Sequence[str | None]) -> str | None:
+    """The answer key given by the most completions (the one seen first on ties)."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None
+
+
+@dataclass
+class GradedPool:
+    """One problem's pool, reduced to what the metrics need."""
+
+    keys: list[str | None]  # answer group per completion (None: no answer)
+    answers: list[str | None]  # extracted answer per completion
+    scores: list[float]  # aggregated score per completion
+    correct: dict[str, bool]  # per answer group
+    completion_tokens: list[int] | None = None
+
+
+def pool_correct_at(pool: GradedPool, n: int) -> dict[str, bool]:
+    """naive/weighted/maj/pass correctness on the first ``n`` completions of one problem."""
+    keys, scores = pool.keys[:n], pool.scores[:n]
+
+    def ok(key: str | None) -> bool:
+        return key is not None and pool.correct.get(key, False)
+
+    return {
+        "naive": ok(naive_choice(keys, scores)),
+        "weighted": ok(weighted_choice(keys, scores)),
+        "maj": ok(majority_choice(keys)),
+        "pass": any(ok(k) for k in keys),
+    }
+
+
+def split_steps(row: dict[str, Any], separator: str = "\n\n") -> list[list[str]]:
+    """The steps of each completion: ``row["steps"]`` if present, else the completions split on ``separator``."""
+    if row.get("steps") is not None:
+        return row["steps"]
+    return [[s for s in c.split(separator) if s.strip()] for c in row["completions"]]
+
+
+def grade_pool(row: dict[str, Any], grader, agg_strategy: AggStrategy = "last") -> GradedPool:
+    """Extract, group and grade the answers of one results row (see the module docstring)."""
+    from search.grading import extract_answer
+
+    where = f"results row index={row.get('index', '?')}"
+    for field in ("completions", "scores", "answer"):
+        if field not in row:
+            raise ValueError(f"{where}: missing field {field!r}")
+    completions, step_scores = row["completions"], row["scores"]
+    if len(step_scores) != len(completions):
+        raise ValueError(f"{where}: field 'scores' has {len(step_scores)} entries for {len(completions)} completions")
+    keys: list[str | None] = []
+    answers = [extract_answer(text) for text in completions]
+    representative: dict[str, str] = {}
+    for answer in answers:
+        key = None if answer is None else grader.canonical(answer)
+        if key is not None:
+            representative.setdefault(key, answer)
+        keys.append(key)
+    gold = str(row["answer"])
+    correct = {key: grader.equivalent(answer, gold) for key, answer in representative.items()}
+    tokens = row.get("completion_tokens")
+    if tokens is not None and len(tokens) != len(completions):
+        raise ValueError(
+            f"{where}: field 'completion_tokens' has {len(tokens)} entries for {len(completions)} completions"
+        )
+    return GradedPool(keys, answers, [aggregate_scores(s, agg_strategy) for s in step_scores], correct, tokens)
+
+
+def weighted_answer(pool: GradedPool) -> str | None:
+    """The answer text (first of its group) chosen by the weighted vote over the whole pool."""
+    key = weighted_choice(pool.keys, pool.scores)
+    return None if key is None else pool.answers[pool.keys.index(key)]
+
+
+def metrics_from_pools(pools: Sequence[GradedPool], ns: Sequence[int] | None = None) -> dict[str, Any]:
+    """Accuracy (%) per metric and n over problems; for problems with fewer than n completions all are used.
+    ``generated_tokens`` is the mean over problems of the first n completions' tokens, when they are known."""
+    if not pools:
+        raise ValueError("No problems to evaluate")
+    n_max = max(len(p.keys) for p in pools)
+    ns = list(ns) if ns is not None else subset_sizes(n_max)
+    out: dict[str, Any] = {m: {} for m in METRICS}
+    for n in ns:
+        hits = {m: 0 for m in METRICS}
+        for pool in pools:
+            for metric, ok in pool_correct_at(pool, n).items():
+                hits[metric] += ok
+        for metric in METRICS:
+            out[metric][n] = 100.0 * hits[metric] / len(pools)
+    if all(p.completion_tokens is not None for p in pools):
+        out["generated_tokens"] = {n: sum(sum(p.completion_tokens[:n]) for p in pools) / len(pools) for n in ns}
+    sizes = [len(p.keys) for p in pools]
+    out["num_problems"] = len(pools)
+    out["num_completions"] = {"min": min(sizes), "max": max(sizes)}
+    out["no_answer_rate"] = 100.0 * sum(k is None for p in pools for k in p.keys) / max(1, sum(sizes))
+    return out
+
+
+def pool_metrics(
+    rows: Sequence[dict[str, Any]],
+    agg_strategy: AggStrategy = "last",
+    grader=None,
+    ns: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Metrics of results rows: ``{"naive": {n: acc}, "weighted": ..., "maj": ..., "pass": ..., counts}``.
+
+    Rows without completions are skipped (counted in ``skipped_problems`` and logged). Totals of
+    ``generated_tokens``/``verifier_tokens`` per problem are averaged when the rows carry them.
+    """
+    from search.grading import default_grader
+
+    grader = grader or default_grader()
+    kept = [r for r in rows if r.get("completions")]
+    skipped = len(rows) - len(kept)
+    if skipped:
+        logger.warning("Skipping %d of %d problems without completions", skipped, len(rows))
+    pools = [grade_pool(r, grader, agg_strategy) for r in kept]
+    out = metrics_from_pools(pools, ns)
+    out["agg_strategy"] = agg_strategy
+    out["skipped_problems"] = skipped
+    for field in ("generated_tokens", "verifier_tokens"):
+        if kept and all(isinstance(r.get(field), (int, float)) for r in kept):
+            out[f"mean_{field}_per_problem"] = sum(r[field] for r in kept) / len(kept)
+    return out

@@ -1,0 +1,38 @@
+"""Options of ``recipes/evaluate_pool.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class PoolEvalArguments:
+    input: str = field(metadata={"help": "A results.jsonl in the search results layout (one problem per line)."})
+    output_dir: str = field(metadata={"help": "Where metrics.json, scaling.png (and results.jsonl) are written."})
+    prm_path: str | None = field(
+        default=None,
+        metadata={"help": "Re-score the pool with this verifier (hub id or local path) before computing metrics."},
+    )
+    verifier_type: Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"] = field(
+        default="auto", metadata={"help": "Verifier protocol of --prm_path; auto detects it from the checkpoint."}
+    )
+    prm_device: str | None = field(default=None, metadata={"help": "Device of the verifier (default: cuda if any)."})
+    prm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
+        default="auto", metadata={"help": "Verifier weights dtype."}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow the verifier's custom hub code."})
+    agg_strategy: Literal["last", "min", "prod", "mean"] = field(
+        default="last", metadata={"help": "How a solution's step scores become one score (naive/weighted votes)."}
+    )
+    step_separator: str = field(
+        default="\\n\\n",
+        metadata={"help": "Splits completions into steps when rows have no 'steps' (shell escapes like \\n decoded)."},
+    )
+    grading_timeout_s: float = field(
+        default=5.0, metadata={"help": "Time limit of one answer comparison (math-verify in a worker process)."}
+    )
+
+    def __post_init__(self):
+        if self.grading_timeout_s <= 0:
+            raise ValueError("grading_timeout_s must be > 0")

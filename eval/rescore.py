@@ -1,0 +1,48 @@
+"""Re-score a stored candidate pool with another verifier ("swap verifiers" without regenerating)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from prm.verifiers.aggregation import AggStrategy, aggregate_scores
+
+from .pool import grade_pool, split_steps, weighted_answer
+
+logger = logging.getLogger(__name__)
+
+
+def rescore_rows(
+    rows: Sequence[dict[str, Any]],
+    verifier,
+    agg_strategy: AggStrategy = "last",
+    separator: str = "\n\n",
+    grader=None,
+    show_progress: bool = True,
+) -> list[dict[str, Any]]:
+    """New rows with ``scores`` (per completion, per step) from ``verifier``, and ``agg_scores``, ``pred`` (weighted
+    vote) and ``verifier_tokens`` (tokens this verifier ran for the problem) to match; the other fields are kept.
+
+    A completion's steps are ``row["steps"]`` when stored, else its text split on ``separator`` (empty pieces
+    dropped). One ``verifier.score`` call per problem, so verifier tokens are attributed exactly.
+    """
+    from search.grading import default_grader
+
+    grader = grader or default_grader()
+    out = []
+    for row in tqdm(rows, desc="re-scoring", disable=not show_progress):
+        new = dict(row)
+        steps = split_steps(row, separator) if row.get("completions") else []
+        before = verifier.tokens_processed
+        scores = verifier.score([row["problem"]] * len(steps), steps) if steps else []
+        new["steps"] = steps
+        new["scores"] = scores
+        new["agg_scores"] = [aggregate_scores(s, agg_strategy) for s in scores]
+        new["verifier_tokens"] = verifier.tokens_processed - before
+        if steps:
+            new["pred"] = weighted_answer(grade_pool(new, grader, agg_strategy)) or ""
+        out.append(new)
+    return out

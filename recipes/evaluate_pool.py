@@ -1,0 +1,80 @@
+"""Metrics of any candidate pool in the search results layout, optionally re-scored with another verifier.
+
+Launch:
+
+    python recipes/evaluate_pool.py --input OUT/results.jsonl --output_dir OUT/eval
+
+Swap verifiers without regenerating (re-scores every completion, writes OUT/eval/results.jsonl too):
+
+    python recipes/evaluate_pool.py --input OUT/results.jsonl --output_dir OUT/eval --prm_path PRM --agg_strategy min
+
+Writes OUT/eval/metrics.json (naive/weighted/maj/pass accuracy in % for n = 1, 2, 4, ..., N; see eval/pool.py for
+the exact conventions) and OUT/eval/scaling.png. Options can also come from a YAML file via ``--config``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from eval.plots import plot_pool_scaling
+from eval.pool import pool_metrics
+from eval.pool_config import PoolEvalArguments
+from eval.rescore import rescore_rows
+from prm.data import decode_separator
+from search.grading import MathGrader
+from search.results import dumps, read_results
+
+logger = logging.getLogger("evaluate_pool")
+
+
+def main(script_args: PoolEvalArguments) -> dict:
+    rows = read_results(script_args.input)
+    if not rows:
+        raise ValueError(f"No results in {script_args.input}")
+    os.makedirs(script_args.output_dir, exist_ok=True)
+    grader = MathGrader(timeout_s=script_args.grading_timeout_s)
+    try:
+        if script_args.prm_path:
+            from prm.verifiers import load_verifier
+
+            verifier = load_verifier(
+                script_args.prm_path,
+                script_args.verifier_type,
+                device=script_args.prm_device,
+                dtype=None if script_args.prm_dtype == "auto" else script_args.prm_dtype,
+                trust_remote_code=script_args.trust_remote_code,
+            )
+            rows = rescore_rows(
+                rows, verifier, script_args.agg_strategy, decode_separator(script_args.step_separator), grader
+            )
+            with open(os.path.join(script_args.output_dir, "results.jsonl"), "w", encoding="utf-8") as f:
+                f.writelines(dumps(r) for r in rows)
+        metrics = pool_metrics(rows, script_args.agg_strategy, grader)
+        metrics["grading_timeouts"] = grader.timeouts
+    finally:
+        grader.close()
+    metrics["input"] = script_args.input
+    metrics["verifier"] = script_args.prm_path
+    with open(os.path.join(script_args.output_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    plot_pool_scaling(metrics, os.path.join(script_args.output_dir, "scaling.png"))
+    for name in ("naive", "weighted", "maj", "pass"):
+        print(f"{name:>8}@n  " + "  ".join(f"{n}:{acc:5.1f}" for n, acc in metrics[name].items()))
+    print(f"Metrics in {os.path.join(script_args.output_dir, 'metrics.json')}")
+    return metrics
+
+
+if __name__ == "__main__":
+    from trl import TrlParser
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = TrlParser((PoolEvalArguments,))
+    try:
+        (script_args,) = parser.parse_args_and_config()
+        main(script_args)
+    except (ValueError, KeyError, OSError) as error:  # bad options, missing files, malformed rows
+        print(f"evaluate_pool.py: error: {error}", file=sys.stderr)
+        sys.exit(1)
