@@ -4,7 +4,7 @@ from .aggregation import AGG_STRATEGIES, AggStrategy, aggregate_scores
 from .base import Verifier
 from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, StepScores, length_batches
 from .chat_plus_minus import ChatPlusMinusVerifier
-from .loading import VERIFIER_TYPES, VerifierType, detect_verifier_type, load_verifier
+from .loading import VERIFIER_TYPES, VerifierType, detect_verifier_type, load_verifier, resolve_verifier_type
 from .qwen_prm import QwenPRMVerifier
 from .step_tag import StepTagVerifier
 from .token_cls import TokenClassificationVerifier
@@ -26,5 +26,6 @@ __all__ = [
     "aggregate_scores",
     "detect_verifier_type",
     "length_batches",
+    "resolve_verifier_type",
     "load_verifier",
 ]

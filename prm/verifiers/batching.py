@@ -114,6 +114,7 @@ class BatchedVerifier(Verifier):
     max_batch_size: int | None = None
     max_length: int | None = None
     show_progress: bool = False
+    progress_desc: str | None = None
 
     @property
     def device(self) -> torch.device:
@@ -163,7 +164,7 @@ class BatchedVerifier(Verifier):
         if self.show_progress:
             from tqdm.auto import tqdm
 
-            progress = tqdm(total=len(runnable), desc="Scoring", unit="solution")
+            progress = tqdm(total=len(runnable), desc=self.progress_desc or "Scoring", unit="solution")
         try:
             for batch in batches:
                 ids = right_pad([encoded[i].input_ids for i in batch], self.pad_token_id).to(self.device)

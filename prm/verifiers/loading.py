@@ -49,6 +49,22 @@ def detect_verifier_type(name_or_path: str, config: dict) -> str:
     )
 
 
+def resolve_verifier_type(name_or_path: str, verifier_type: VerifierType = "auto") -> str:
+    """``verifier_type`` itself, or the type detected from the checkpoint's config when it is "auto"."""
+    if verifier_type != "auto":
+        if verifier_type not in VERIFIER_TYPES:
+            raise ValueError(
+                f"Unknown verifier_type {verifier_type!r}; choose one of auto, {', '.join(VERIFIER_TYPES)}"
+            )
+        return verifier_type
+    from transformers import PretrainedConfig
+
+    config, _ = PretrainedConfig.get_config_dict(name_or_path)
+    detected = detect_verifier_type(name_or_path, config)
+    logger.info("Detected verifier type %s for %s", detected, name_or_path)
+    return detected
+
+
 def load_verifier(
     name_or_path: str,
     verifier_type: VerifierType = "auto",
@@ -60,25 +76,18 @@ def load_verifier(
     """Load a PRM as a ``Verifier``. Extra keyword arguments go to the verifier class (e.g. ``step_separator``
     for token-cls, ``batch_token_budget``, ``max_length``, ``show_progress``). Weights load from safetensors;
     remote code runs only with ``trust_remote_code=True``."""
-    from transformers import PretrainedConfig
-
     from .chat_plus_minus import ChatPlusMinusVerifier
     from .qwen_prm import QwenPRMVerifier
     from .step_tag import StepTagVerifier
     from .token_cls import TokenClassificationVerifier
 
-    if verifier_type == "auto":
-        config, _ = PretrainedConfig.get_config_dict(name_or_path)
-        verifier_type = detect_verifier_type(name_or_path, config)  # type: ignore[assignment]
-        logger.info("Detected verifier type %s for %s", verifier_type, name_or_path)
+    verifier_type = resolve_verifier_type(name_or_path, verifier_type)  # type: ignore[assignment]
     classes = {
         "token-cls": TokenClassificationVerifier,
         "qwen-prm": QwenPRMVerifier,
         "step-tag": StepTagVerifier,
         "chat-plus-minus": ChatPlusMinusVerifier,
     }
-    if verifier_type not in classes:
-        raise ValueError(f"Unknown verifier_type {verifier_type!r}; choose one of auto, {', '.join(VERIFIER_TYPES)}")
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
     return classes[verifier_type].from_pretrained(

@@ -1,0 +1,80 @@
+"""Arguments of ``recipes/eval_prm.py`` (parsed by ``trl.TrlParser``: YAML via ``--config`` + CLI overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from eval.processbench import DEFAULT_DATASET, SPLITS
+from prm.verifiers.batching import DEFAULT_TOKEN_BUDGET
+
+
+@dataclass
+class ProcessBenchArguments:
+    output_dir: str = field(metadata={"help": "Where processbench/<split>.jsonl and processbench/results.json go."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Local directory with <split>.json files (the ProcessBench layout); default: the hub."},
+    )
+    dataset_name: str = field(default=DEFAULT_DATASET, metadata={"help": "Hub dataset used when --data_dir is unset."})
+    splits: list[str] = field(default_factory=lambda: list(SPLITS), metadata={"help": f"Splits among {SPLITS}."})
+    threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "Judge a step wrong when P(correct) < threshold (Qwen2.5-Math-PRM protocol: 0.5). Default: the "
+            "argmax of the two classes, as the benchmark's script does for TRL-trained PRMs."
+        },
+    )
+    sweep: bool = field(default=False, metadata={"help": "Also compute F1 for thresholds 0.05..0.95 and plot it."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N solutions of each split."})
+
+    def __post_init__(self):
+        unknown = [s for s in self.splits if s not in SPLITS]
+        if unknown:
+            raise ValueError(f"Unknown splits {unknown}; choose from {', '.join(SPLITS)}")
+        if not self.splits:
+            raise ValueError("--splits needs at least one split")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be positive, got {self.limit}")
+
+
+@dataclass
+class VerifierArguments:
+    model_name_or_path: str = field(metadata={"help": "PRM checkpoint: a local directory or a hub name."})
+    verifier_type: Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"] = field(
+        default="auto", metadata={"help": "PRM style; auto-detected from the config where that is unambiguous."}
+    )
+    separator: str | None = field(
+        default=None,
+        metadata={
+            "help": "Step separator (token-cls and step-tag PRMs). Typed on a shell, '\\n' (backslash-n) means a "
+            "newline. Default: the separator saved in the model's config.json, else '\\n'."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow the checkpoint's own Python code to run (off by default)."}
+    )
+    batch_token_budget: int = field(
+        default=DEFAULT_TOKEN_BUDGET,
+        metadata={"help": "Max tokens per batch (rows x longest row); batches are formed by length."},
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Context limit in tokens; longer solutions are scored on the steps that fit. "
+            "Default: the model's max_position_embeddings."
+        },
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = field(
+        default=None, metadata={"help": "Weights dtype; default bfloat16 on GPU, float32 on CPU."}
+    )
+
+    def __post_init__(self):
+        if self.batch_token_budget < 1:
+            raise ValueError(f"--batch_token_budget must be positive, got {self.batch_token_budget}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError(f"--max_length must be at least 2, got {self.max_length}")
+        if self.separator is not None and self.verifier_type in ("qwen-prm", "chat-plus-minus"):
+            raise ValueError(f"--separator does not apply to {self.verifier_type} verifiers (their format is fixed)")

@@ -1,0 +1,89 @@
+"""Evaluate a process reward model on ProcessBench.
+
+Launch (one device; data from the hub, Qwen/ProcessBench):
+
+    python recipes/eval_prm.py --model_name_or_path CKPT --output_dir OUT
+
+Local data (the JSON files of ../shared/data/processbench), chosen splits, Qwen2.5-Math-PRM protocol, threshold sweep:
+
+    python recipes/eval_prm.py --model_name_or_path CKPT --output_dir OUT --data_dir ../shared/data/processbench \\
+        --splits gsm8k math --threshold 0.5 --sweep
+
+Several GPUs (each process scores a share, the main process gathers and writes):
+
+    accelerate launch --num_processes 8 recipes/eval_prm.py --model_name_or_path CKPT --output_dir OUT
+
+Writes OUT/processbench/<split>.jsonl (id, label, prediction, step_scores, truncated per solution) and
+OUT/processbench/results.json (per-split error_acc / correct_acc / f1, average_f1, weighted_f1, settings), and
+prints a table. ``--separator '\\n\\n'`` (backslash-n as typed on a shell) means two newlines; by default the
+separator saved in the model's config.json is used. Any option can also come from a YAML file via ``--config``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from eval.config import ProcessBenchArguments, VerifierArguments
+from eval.processbench import format_table, run_processbench
+from prm.data import decode_separator
+from prm.verifiers import load_verifier, resolve_verifier_type
+
+logger = logging.getLogger("eval_prm")
+
+
+def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> dict | None:
+    from accelerate import PartialState
+
+    state = PartialState()
+    verifier_type = resolve_verifier_type(model_args.model_name_or_path, model_args.verifier_type)
+    kwargs = {"batch_token_budget": model_args.batch_token_budget, "max_length": model_args.max_length}
+    if model_args.separator is not None:
+        if verifier_type not in ("token-cls", "step-tag"):
+            raise ValueError(f"--separator does not apply to {verifier_type} verifiers (their format is fixed)")
+        kwargs["step_separator"] = decode_separator(model_args.separator)
+    verifier = load_verifier(
+        model_args.model_name_or_path,
+        verifier_type,
+        device=state.device,
+        dtype=model_args.dtype,
+        trust_remote_code=model_args.trust_remote_code,
+        **kwargs,
+    )
+    results = run_processbench(
+        verifier,
+        script_args.output_dir,
+        splits=script_args.splits,
+        data_dir=script_args.data_dir,
+        dataset_name=script_args.dataset_name,
+        threshold=script_args.threshold,
+        sweep=script_args.sweep,
+        limit=script_args.limit,
+        settings={
+            "model": model_args.model_name_or_path,
+            "verifier_type": verifier_type,
+            "batch_token_budget": model_args.batch_token_budget,
+            "max_length": verifier.max_length,
+        },
+    )
+    if results is not None:
+        print(format_table(results))
+        if script_args.sweep:
+            best = results["best_threshold"]
+            print(f"best threshold {best['threshold']:.2f}: average F1 {best['average_f1']:.1f}")
+        print(f"Results in {os.path.join(script_args.output_dir, 'processbench')}")
+    return results
+
+
+if __name__ == "__main__":
+    from trl import TrlParser
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = TrlParser((ProcessBenchArguments, VerifierArguments))
+    try:
+        script_args, model_args = parser.parse_args_and_config()
+        main(script_args, model_args)
+    except (ValueError, OSError) as error:  # bad options, missing model or data, malformed rows
+        print(f"eval_prm.py: error: {error}", file=sys.stderr)
+        sys.exit(1)

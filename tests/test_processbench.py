@@ -1,0 +1,138 @@
+"""ProcessBench evaluation: metric functions on hand-made cases and a tiny PRM on the real gsm8k split."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForTokenClassification, LlamaConfig
+
+from eval.config import ProcessBenchArguments, VerifierArguments
+from eval.processbench import (
+    ProcessBenchFormatError,
+    format_table,
+    load_processbench_split,
+    predict_first_error,
+    summarize,
+    sweep_f1,
+)
+from prm.data import save_separator, tokenize_row
+from tests.conftest import REPO_ROOT
+
+
+def test_predictions_follow_both_protocols():
+    # Argmax protocol: a step is wrong when class 0 wins; a tie goes to class 0 as torch.argmax does.
+    assert predict_first_error([1.0, 0.2, -0.1, 3.0], [0.7, 0.55, 0.47, 0.95]) == 2
+    assert predict_first_error([0.5, 0.0], [0.62, 0.5]) == 1
+    assert predict_first_error([0.5, 2.0], [0.62, 0.88]) == -1
+    assert predict_first_error([], []) == -1
+    # Threshold protocol: first score below T.
+    assert predict_first_error([1.0, 0.2, -0.1], [0.7, 0.55, 0.47], threshold=0.6) == 1
+    assert predict_first_error([1.0, 0.2, -0.1], [0.7, 0.55, 0.47], threshold=0.4) == -1
+    assert torch.tensor([0.3, 0.3]).argmax().item() == 0  # the tie rule mirrored above
+
+
+def test_summary_averages_and_sweep_on_hand_made_cases():
+    per_split = {
+        "gsm8k": {"error_acc": 50.0, "correct_acc": 100.0, "f1": 200 / 3, "num_erroneous": 2, "num_correct": 2},
+        "math": {"error_acc": 0.0, "correct_acc": 100.0, "f1": 0.0, "num_erroneous": 4, "num_correct": 4},
+    }
+    results = summarize(per_split)
+    assert results["average_f1"] == pytest.approx(100 / 3)  # unweighted over splits
+    assert results["weighted_f1"] == pytest.approx((200 / 3 * 4) / 12)  # by split size
+    assert "size-weighted" in results["weighted_f1_note"]
+    assert "weighted F1" in format_table(results)
+
+    labels = [-1, 1, 0]
+    step_scores = [[0.9, 0.8], [0.9, 0.3, 0.9], [0.45, 0.9]]
+    sweep = sweep_f1(labels, step_scores, thresholds=(0.2, 0.5, 0.85))
+    # T=0.2: nothing flagged -> correct 1/1, errors 0/2 -> F1 0. T=0.5: all exact -> 100.
+    # T=0.85: sol 0 flagged at step 1 (wrong), sol 1 at 0 (wrong), sol 2 at 0 (right): error 50, correct 0.
+    assert sweep == {"0.20": 0.0, "0.50": 100.0, "0.85": 0.0}
+
+
+def test_malformed_rows_name_row_and_field(tmp_path, shared_data):
+    rows = json.loads((shared_data / "processbench" / "gsm8k.json").read_text())[:3]
+    rows[2]["label"] = 7  # beyond the steps
+    (tmp_path / "gsm8k.json").write_text(json.dumps(rows))
+    with pytest.raises(ProcessBenchFormatError, match=r"row 2 .*'label'"):
+        load_processbench_split("gsm8k", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="Unknown splits"):
+        ProcessBenchArguments(output_dir="x", splits=["gsm8k", "aime"])
+
+
+@pytest.fixture(scope="module")
+def tiny_prm_dir(tmp_path_factory, deepseek_tokenizer):
+    torch.manual_seed(0)
+    tok = deepseek_tokenizer
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        num_labels=2,
+        pad_token_id=tok.pad_token_id,
+    )
+    save_separator(config, "\n\n")
+    model = AutoModelForTokenClassification.from_config(config)
+    path = tmp_path_factory.mktemp("tiny_prm")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def test_eval_recipe_on_real_gsm8k(tiny_prm_dir, shared_data, deepseek_tokenizer, tmp_path):
+    sys.path.insert(0, str(REPO_ROOT / "recipes"))
+    from eval_prm import main
+
+    out = tmp_path / "out"
+    results = main(
+        ProcessBenchArguments(
+            output_dir=str(out), data_dir=str(shared_data / "processbench"), splits=["gsm8k"], sweep=True
+        ),
+        VerifierArguments(model_name_or_path=tiny_prm_dir, batch_token_budget=8192),
+    )
+    pb = out / "processbench"
+    records = [json.loads(line) for line in (pb / "gsm8k.jsonl").read_text().splitlines()]
+    assert len(records) == 400
+    assert set(records[0]) >= {"id", "label", "prediction", "step_scores", "truncated"}
+    on_disk = json.loads((pb / "results.json").read_text())
+    assert set(on_disk["gsm8k"]) >= {"error_acc", "correct_acc", "f1"}
+    assert on_disk["settings"]["step_separator"] == "\n\n" and on_disk["settings"]["protocol"] == "argmax"
+    assert on_disk["average_f1"] == pytest.approx(results["gsm8k"]["f1"])
+    assert (pb / "f1_vs_threshold.png").stat().st_size > 1000
+    assert set(on_disk["sweep"]["gsm8k"]) == {f"{0.05 * i:.2f}" for i in range(1, 20)}
+
+    # Metrics agree with the per-solution records.
+    errors = [r for r in records if r["label"] != -1]
+    assert on_disk["gsm8k"]["error_acc"] == pytest.approx(100 * sum(r["match"] for r in errors) / len(errors))
+    assert on_disk["gsm8k"]["num_erroneous"] == 207 and on_disk["gsm8k"]["num_correct"] == 193
+
+    # Predictions are the benchmark's argmax rule on the model's own full forward pass, in the training layout.
+    model = AutoModelForTokenClassification.from_pretrained(tiny_prm_dir).eval()
+    rows = json.loads((shared_data / "processbench" / "gsm8k.json").read_text())
+    for row, rec in list(zip(rows, records))[:25]:
+        ex = tokenize_row({"prompt": row["problem"], "completions": row["steps"]}, deepseek_tokenizer, "\n\n")
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ex["input_ids"]])).logits[0, ex["step_ends"]]
+        step_ok = logits.argmax(-1).tolist()
+        expected = step_ok.index(0) if 0 in step_ok else -1
+        assert rec["prediction"] == expected
+        assert rec["step_scores"] == pytest.approx(logits.softmax(-1)[:, 1].tolist(), abs=1e-5)
+
+
+def test_eval_recipe_bad_input_exits_with_clear_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "recipes" / "eval_prm.py"), "--model_name_or_path", str(tmp_path / "nope"),
+         "--output_dir", str(tmp_path / "out"), "--splits", "gsm8k", "--threshold", "1.5"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "--threshold must be in (0, 1)" in proc.stderr
+    assert "Traceback" not in proc.stderr
