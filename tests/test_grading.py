@@ -1,0 +1,107 @@
+"""Answer extraction, gold answers and math-verify equivalence (bounded in time on pathological input)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from search.grading import MathGrader, extract_answer, gold_answer, grade, last_boxed, normalize_answer
+
+
+@pytest.fixture(scope="module")
+def grader():
+    g = MathGrader(timeout_s=3.0)
+    yield g
+    g.close()
+
+
+def test_boxed_with_nested_braces_last_one_wins():
+    text = r"First \boxed{1}. Then $\boxed{\frac{\sqrt{2}}{2}}$ and finally \boxed{\{1, 2\}} done."
+    assert extract_answer(text) == r"\{1, 2\}"
+    assert last_boxed(r"\boxed{\frac{a}{b}}") == r"\frac{a}{b}"
+    assert last_boxed(r"\fbox{7}") == "7"
+    assert last_boxed(r"so \boxed 5 is it") == "5"
+    # A boxed group that never closes (generation cut off) is ignored in favour of the complete one before it.
+    assert extract_answer(r"\boxed{3} and then \boxed{\frac{1}{2") == "3"
+
+
+def test_gsm8k_and_answer_is_and_none():
+    assert extract_answer("Janet sells 9 eggs.\n#### 1,234\n") == "1,234"
+    assert extract_answer("So the answer is $\\frac{1}{2}$.") == r"\frac{1}{2}"
+    assert extract_answer("The final answer is: 42") == "42"
+    assert extract_answer("The answer is 3. Wait.\nThe answer is 4.") == "4"
+    assert extract_answer("I do not know") is None
+    assert extract_answer("") is None
+
+
+def test_gold_answers_of_real_datasets(shared_data):
+    with open(shared_data / "gsm8k" / "test.jsonl") as f:
+        gsm = [json.loads(next(f)) for _ in range(3)]
+    assert gold_answer(gsm[0], "gsm8k") == "18"  # Janet's ducks
+    assert all(gold_answer(r) == gold_answer(r, "gsm8k") for r in gsm)  # auto detects GSM8K by '####'
+    with open(shared_data / "math500" / "test.jsonl") as f:
+        row = json.loads(next(f))
+    assert gold_answer(row, "math500") == row["answer"].strip()
+    assert extract_answer(row["solution"]) == row["answer"]  # MATH solutions box their answer
+    with pytest.raises(KeyError, match="answer"):
+        gold_answer({"question": "q"}, "gsm8k")
+    with pytest.raises(ValueError, match="####"):
+        gold_answer({"answer": "no marker"}, "gsm8k")
+    assert gold_answer({"answer": "Total: 3 eggs\n#### 1,000"}, "gsm8k") == "1000"
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold", "expected"),
+    [
+        (r"\frac{1}{2}", "0.5", True),
+        ("0.5", r"\dfrac{1}{2}", True),
+        (r"\frac12", r"\frac{1}{2}", True),
+        ("x=3", "3", True),
+        (r"\{2,1\}", r"\{1,2\}", True),
+        (r"\frac{\pi}{2}", r"\pi/2", True),
+        ("1,000", "1000", True),
+        (r"\left( 3, \frac{\pi}{2} \right)", r"\left( 3, \frac{\pi}{2} \right)", True),
+        ("2", "3", False),
+        (r"\frac{1}{3}", "0.5", False),
+        (None, "3", False),
+        ("", "3", False),
+    ],
+)
+def test_equivalence(grader, pred, gold, expected):
+    assert grader.equivalent(pred, gold) is expected
+
+
+def test_canonical_forms_group_equivalent_answers(grader):
+    assert grader.canonical(r"\frac{1}{2}") == grader.canonical("0.5") == grader.canonical(r"\dfrac12")
+    assert grader.canonical("x = 3") == grader.canonical("3")
+    assert grader.canonical(r"\{1,2\}") == grader.canonical(r"\{2,1\}")
+    assert grader.canonical("2") != grader.canonical("3")
+    assert normalize_answer(r"\text{ 5 }\,") == "5"
+
+
+def test_pathological_answers_cannot_hang_grading():
+    g = MathGrader(timeout_s=1.0)
+    try:
+        start = time.monotonic()
+        # Towers of powers and huge factorials make sympy compute for minutes (some inside C code that math-verify's
+        # own signal-based timeout cannot interrupt); each comparison is cut off at the time limit.
+        assert g.equivalent(r"9^{9^{9^{9}}}", "5") is False
+        assert g.equivalent(r"(x+1)^{100000}", "5") is False
+        assert g.canonical(r"9^{9^{9^{9}}}").startswith("str:")
+        elapsed = time.monotonic() - start
+        assert elapsed < 20, elapsed
+        assert g.timeouts >= 2  # cut off by the time limit, not finished by luck
+        # The grader recovers (a fresh worker) and still grades normal answers.
+        assert g.equivalent(r"\frac{1}{2}", "0.5") is True
+        # Very long answers are compared as strings only, never parsed.
+        huge = "1+" * 50_000 + "1"
+        assert g.equivalent(huge, huge) is True and g.equivalent(huge, "3") is False
+    finally:
+        g.close()
+
+
+def test_module_level_grade():
+    assert grade(extract_answer(r"so \boxed{\frac{6}{12}}"), "0.5") is True
+    assert grade(None, "0.5") is False
