@@ -1,0 +1,143 @@
+"""Labelled solutions of the arithmetic world: policy samples with exact labels, synthetic gold/corrupted solutions,
+and the two on-disk layouts (stepwise rows for training, ProcessBench records for evaluation)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from search.generators.base import Generator, SamplingConfig
+
+from .world import (
+    SEPARATOR,
+    CorruptionMix,
+    Problem,
+    classify_error,
+    corrupt,
+    first_error,
+    split_steps,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LabeledSolution:
+    """One solution with exact step labels (True up to the first error)."""
+
+    problem: Problem
+    steps: list[str]
+    first_error: int
+    source: str = "policy"
+
+    @property
+    def labels(self) -> list[bool]:
+        if self.first_error < 0:
+            return [True] * len(self.steps)
+        return [i < self.first_error for i in range(len(self.steps))]
+
+    @property
+    def correct(self) -> bool:
+        return self.first_error < 0
+
+
+def label_solution(problem: Problem, text: str, source: str = "policy") -> LabeledSolution | None:
+    """Split a sampled solution into steps and label it exactly; None when it has no step at all."""
+    steps = split_steps(text)
+    if not steps:
+        return None
+    return LabeledSolution(problem, steps, first_error(problem, steps), source)
+
+
+def sample_labeled_solutions(
+    generator: Generator,
+    problems: list[Problem],
+    n: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+    max_new_tokens: int = 64,
+) -> list[LabeledSolution]:
+    """``n`` full solutions per problem from any generator, labelled by the exact checker."""
+    prompts = [generator.format_prompt(p.text) for p in problems]
+    config = SamplingConfig(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    outputs = generator.generate(prompts, config)
+    out, empty = [], 0
+    for problem, completions in zip(problems, outputs):
+        for completion in completions:
+            labeled = label_solution(problem, completion.text)
+            if labeled is None:
+                empty += 1
+            else:
+                out.append(labeled)
+    if empty:
+        logger.warning("%d of %d sampled solutions had no step and were dropped", empty, len(problems) * n)
+    return out
+
+
+def synthetic_solutions(
+    problems: list[Problem], seed: int, corrupted_per_problem: int = 1, mix: CorruptionMix | None = None
+) -> list[LabeledSolution]:
+    """For each problem its gold solution and ``corrupted_per_problem`` corrupted ones: contrastive pairs that share
+    the problem (and the steps before the error), so only the line itself tells them apart."""
+    rng, mix = random.Random(seed), mix or CorruptionMix()
+    out = []
+    for problem in problems:
+        gold = problem.gold_steps()
+        out.append(LabeledSolution(problem, gold, -1, "gold"))
+        for _ in range(corrupted_per_problem):
+            steps, error = corrupt(problem, rng, mix.draw(rng))
+            out.append(LabeledSolution(problem, steps, error, "corrupted"))
+    return out
+
+
+def measured_mix(solutions: list[LabeledSolution], smoothing: float = 0.02) -> CorruptionMix:
+    """The corruption mix that matches the first errors of real samples (``other`` errors are not reproduced)."""
+    counts = error_kinds(solutions)
+    kinds = CorruptionMix().weights
+    total = sum(counts.get(k, 0) for k in kinds)
+    if total == 0:
+        return CorruptionMix()
+    return CorruptionMix({k: counts.get(k, 0) / total + smoothing for k in kinds})
+
+
+def error_kinds(solutions: list[LabeledSolution]) -> Counter:
+    """How many first errors of each kind (see :func:`classify_error`)."""
+    return Counter(k for s in solutions if (k := classify_error(s.problem, s.steps)) is not None)
+
+
+def stepwise_rows(solutions: list[LabeledSolution]) -> list[dict]:
+    """Training rows in the stepwise format (prompt = problem text, one label per step)."""
+    return [{"prompt": s.problem.text, "completions": s.steps, "labels": s.labels} for s in solutions]
+
+
+def processbench_records(solutions: list[LabeledSolution], split: str = "arith") -> list[dict]:
+    """Records in ProcessBench's layout, so ``recipes/eval_prm.py --data_dir`` reads them like the real splits."""
+    return [
+        {
+            "id": f"{split}-{i}",
+            "generator": s.source,
+            "problem": s.problem.text,
+            "steps": s.steps,
+            "final_answer_correct": s.correct,
+            "label": s.first_error,
+        }
+        for i, s in enumerate(solutions)
+    ]
+
+
+def balanced_heldout(solutions: list[LabeledSolution], seed: int, per_class: int) -> list[LabeledSolution]:
+    """Up to ``per_class`` correct and ``per_class`` erroneous solutions (ProcessBench's splits are near balanced)."""
+    rng = random.Random(seed)
+    good = [s for s in solutions if s.correct]
+    bad = [s for s in solutions if not s.correct]
+    rng.shuffle(good)
+    rng.shuffle(bad)
+    picked = good[:per_class] + bad[:per_class]
+    rng.shuffle(picked)
+    return picked
+
+
+def solution_text(steps: list[str]) -> str:
+    return SEPARATOR.join(steps)

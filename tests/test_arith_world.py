@@ -1,0 +1,127 @@
+"""The arithmetic world: seeded problems, the exact checker, corruptions, labelled layouts, the tokenizer."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from prm.arith.analysis import auroc, within_problem_ranking
+from prm.arith.labeling import processbench_records, stepwise_rows, synthetic_solutions
+from prm.arith.world import (
+    DIFFICULTIES,
+    CorruptionMix,
+    Difficulty,
+    Problem,
+    classify_error,
+    corrupt,
+    extract_answer,
+    first_error,
+    make_problems,
+    parse_problem,
+    step_labels,
+)
+from prm.data import processbench_row, validate_rows
+
+
+def test_problem_text_steps_and_answer():
+    problem = Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    assert problem.text == "Start with 7. Add 5. Multiply by 3. Subtract 4."
+    assert problem.gold_steps() == ["7 + 5 = 12", "12 * 3 = 36", "36 - 4 = 32", "\\boxed{32}"]
+    assert problem.answer == 32
+    assert parse_problem(problem.text) == problem
+
+
+def test_generation_is_seeded_and_respects_difficulty():
+    hard = DIFFICULTIES["hard"]
+    a, b = make_problems(200, seed=3, difficulty=hard), make_problems(200, seed=3, difficulty=hard)
+    assert a == b
+    assert a != make_problems(200, seed=4, difficulty=hard)
+    assert len({p.text for p in a}) == 200
+    for p in a:
+        assert hard.min_ops <= len(p.ops) <= hard.max_ops
+        assert all(0 <= v < hard.max_value for v in p.values())
+    easy = make_problems(100, seed=0, difficulty=DIFFICULTIES["easy"])
+    assert {op for p in easy for op, _ in p.ops} <= {"+", "-"}
+    with pytest.raises(ValueError, match="ops"):
+        Difficulty(ops=("/",))
+
+
+def test_heldout_problems_can_be_excluded():
+    medium = DIFFICULTIES["medium"]
+    held = {p.text for p in make_problems(50, seed=1, difficulty=medium)}
+    train = make_problems(500, seed=1, difficulty=medium, exclude=held)
+    assert not held & {p.text for p in train}
+
+
+def test_checker_labels_first_error_and_everything_after():
+    problem = Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    gold = problem.gold_steps()
+    assert step_labels(problem, gold) == [True] * 4 and first_error(problem, gold) == -1
+    wrong = ["7 + 5 = 12", "12 * 3 = 35", "35 - 4 = 31", "\\boxed{31}"]
+    assert step_labels(problem, wrong) == [True, False, False, False]
+    assert first_error(problem, wrong) == 1
+    # Skipping an operation, stopping early, or garbage are errors too.
+    assert first_error(problem, ["7 + 5 = 12", "12 - 4 = 8", "\\boxed{8}"]) == 1
+    assert first_error(problem, gold[:3]) == 2
+    assert first_error(problem, ["7 + 5 = 12", "twelve"]) == 1
+    assert first_error(problem, [*gold[:3], "\\boxed{32} extra"]) == 3
+    assert extract_answer("x \\boxed{12} y \\boxed{-3}") == -3 and extract_answer("no answer") is None
+
+
+@pytest.mark.parametrize("kind", ["last_digit", "off_by_one", "carry", "copy", "operand", "boxed"])
+def test_corruptions_make_exactly_one_first_error_and_are_recognised(kind):
+    rng = random.Random(0)
+    recognised = 0
+    for problem in make_problems(200, seed=5, difficulty=DIFFICULTIES["hard"]):
+        steps, error = corrupt(problem, rng, kind)
+        assert error >= 0
+        assert steps[:error] == problem.gold_steps()[:error]
+        assert extract_answer(steps[-1]) != problem.answer or kind in ("copy", "operand")
+        recognised += classify_error(problem, steps) == kind
+    # A carry error on a one-digit value is an off-by-one; everything else is recognised as what it is.
+    assert recognised >= 190
+
+
+def test_corruption_mix_draws_by_weight():
+    mix = CorruptionMix({"last_digit": 3.0, "copy": 1.0})
+    rng = random.Random(0)
+    draws = [mix.draw(rng) for _ in range(4000)]
+    assert 0.7 < draws.count("last_digit") / len(draws) < 0.8
+
+
+def test_layouts_are_valid_and_roundtrip_through_the_processbench_converter():
+    problems = make_problems(30, seed=2, difficulty=DIFFICULTIES["medium"])
+    solutions = synthetic_solutions(problems, seed=0, corrupted_per_problem=2)
+    rows = stepwise_rows(solutions)
+    assert validate_rows(rows) == 90
+    records = processbench_records(solutions, "arith")
+    for record, solution in zip(records, solutions):
+        row = processbench_row(record)
+        cut = solution.first_error + 1 if solution.first_error >= 0 else len(solution.steps)
+        assert row["labels"] == solution.labels[:cut]
+        assert record["final_answer_correct"] == (extract_answer(record["steps"][-1]) == solution.problem.answer)
+
+
+def test_ranking_metrics_on_hand_made_cases():
+    assert auroc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert auroc([0.5], [0.5]) == 0.5
+    accuracy, pairs = within_problem_ranking(["a", "a", "a", "b"], [0.9, 0.2, 0.9, 0.1], [True, False, False, False])
+    assert pairs == 2 and accuracy == pytest.approx(0.75)
+
+
+def test_tokenizer_is_character_level_for_digits_and_renders_the_chat_prompt(tmp_path):
+    from transformers import AutoTokenizer
+
+    from prm.arith.policy import build_tokenizer
+
+    build_tokenizer().save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    tokens = tokenizer.tokenize("Start with 7. Multiply by 3.\n21 * 3 = 63\n\\boxed{63}")
+    assert "Multiply by" in tokens and "\\boxed" in tokens
+    assert [t for t in tokens if t.isdigit()] == list("7321363" + "63")
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Start with 7."}], tokenize=False, add_generation_prompt=True
+    )
+    assert prompt == "<bos>Start with 7.\n"
+    assert tokenizer.decode(tokenizer("12 + 3 = 15")["input_ids"], skip_special_tokens=True) == "12 + 3 = 15"
