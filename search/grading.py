@@ -82,8 +82,8 @@ def _strip_answer(answer: str) -> str:
 
 def extract_answer(text: str) -> str | None:
     """The final answer of a solution, or None. In order of precedence: the last ``\\boxed{}``; the last GSM8K
-    ``#### N``; the last "The (final) answer is X" (X up to the end of the line, without ``$...$`` and a final
-    period)."""
+    ``#### N``; the last "The (final) answer is X" (X: a leading math span like ``$...$``, else the rest of the
+    sentence without a final period)."""
     if not text:
         return None
     boxed = last_boxed(text)
@@ -94,9 +94,24 @@ def extract_answer(text: str) -> str | None:
         return _strip_answer(hashes[-1])
     said = _ANSWER_IS.findall(text)
     if said:
-        answer = _strip_answer(said[-1])
-        return last_boxed(answer) or answer or None
+        return _answer_after_phrase(said[-1])
     return None
+
+
+def _answer_after_phrase(rest: str) -> str | None:
+    """The answer at the start of ``rest`` (what follows "the answer is"): a ``$...$``, ``\\(...\\)`` or
+    ``\\[...\\]`` math span when it starts with one, else the text up to the end of the sentence."""
+    rest = rest.strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if rest.startswith(left):
+            end = rest.find(right, len(left))
+            if end > len(left):
+                inner = rest[len(left) : end].strip()
+                return last_boxed(inner) or inner
+            break
+    rest = re.split(r"\.\s", rest, maxsplit=1)[0]
+    answer = _strip_answer(rest)
+    return last_boxed(answer) or answer or None
 
 
 def normalize_answer(answer: str) -> str:

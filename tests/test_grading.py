@@ -32,6 +32,10 @@ def test_gsm8k_and_answer_is_and_none():
     assert extract_answer("So the answer is $\\frac{1}{2}$.") == r"\frac{1}{2}"
     assert extract_answer("The final answer is: 42") == "42"
     assert extract_answer("The answer is 3. Wait.\nThe answer is 4.") == "4"
+    # Minerva style: the math span only, not the sentence after it.
+    assert extract_answer("Final Answer: The final answer is $x^2+1$. I hope it is correct.") == "x^2+1"
+    assert extract_answer(r"the answer is \(\frac{3}{4}\), as shown") == r"\frac{3}{4}"
+    assert extract_answer("So the answer is 1,000. Next we check.") == "1,000"
     assert extract_answer("I do not know") is None
     assert extract_answer("") is None
 
