@@ -78,6 +78,9 @@ def test_transformers_n_samples_stops_and_reproducible_seeds(generator):
     # A prompt's samples do not depend on the other prompts of the call (batch composition, order, padding).
     alone = generator.generate(["Compute 3*5.\n\n"], cfg)
     assert [c.text for c in alone[0]] == [c.text for c in out[1]]
+    # One sequence at a time (no padding, no dropping of finished rows from the batch) gives the same samples.
+    one_by_one = TransformersGenerator(model=generator.model, tokenizer=generator.tokenizer, max_batch_size=1)
+    assert one_by_one.generate(prompts, cfg) == out
     # The n samples differ, and so do the two copies of the repeated prompt (independent beams).
     assert len({c.text for c in out[0]}) > 1
     assert [c.text for c in out[0]] != [c.text for c in out[2]]

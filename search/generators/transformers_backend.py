@@ -134,6 +134,7 @@ class TransformersGenerator(Generator):
 
         generated: list[list[int]] = [[] for _ in range(bsz)]
         reasons: list[str | None] = [None] * bsz
+        active = list(range(bsz))  # original row of each row of the running batch
         past = None
         step_ids, step_pos = input_ids, positions
         for _ in range(config.max_new_tokens):
@@ -152,26 +153,39 @@ class TransformersGenerator(Generator):
                 probs = torch.softmax(logits / config.temperature, dim=-1)
                 if config.top_p < 1.0:
                     probs = _top_p_filter(probs, config.top_p)
-                next_ids = torch.stack([torch.multinomial(probs[r], 1, generator=gens[r])[0] for r in range(bsz)])
+                next_ids = torch.stack(
+                    [torch.multinomial(probs[k], 1, generator=gens[r])[0] for k, r in enumerate(active)]
+                )
             is_eos = torch.isin(next_ids, eos).tolist()
             next_list = next_ids.tolist()
-            for r in range(bsz):
+            for k, r in enumerate(active):
                 if reasons[r] is not None:
                     continue
-                generated[r].append(next_list[r])
-                if is_eos[r]:
+                generated[r].append(next_list[k])
+                if is_eos[k]:
                     reasons[r] = "eos"
                 elif stops:
                     tail = self.tokenizer.decode(generated[r][-window:], skip_special_tokens=True)
                     if any(s in tail for s in stops):
                         reasons[r] = "stop"
-            if all(reason is not None for reason in reasons):
+            running = [k for k, r in enumerate(active) if reasons[r] is None]
+            if not running:
                 break
-            # Finished rows keep decoding padding (cheaper than reshaping the cache); their tokens are ignored.
-            done = torch.tensor([reason is not None for reason in reasons], device=self.device)
-            step_ids = next_ids.masked_fill(done, self.pad_token_id)[:, None]
-            step_pos = step_pos[:, -1:] + 1
-            attention = torch.cat([attention, torch.ones((bsz, 1), dtype=attention.dtype, device=self.device)], -1)
+            n_active = len(active)
+            attention = torch.cat(
+                [attention, torch.ones((n_active, 1), dtype=attention.dtype, device=self.device)], -1
+            )
+            step_ids, step_pos = next_ids[:, None], step_pos[:, -1:] + 1
+            if 2 * len(running) <= n_active and hasattr(past, "batch_select_indices"):
+                # Once half the rows are done, drop them from the batch and the KV cache.
+                keep = torch.tensor(running, device=self.device)
+                past.batch_select_indices(keep)
+                attention, step_ids, step_pos = attention[keep], step_ids[keep], step_pos[keep]
+                active = [active[k] for k in running]
+            else:
+                # Finished rows not yet dropped decode padding; their tokens are ignored.
+                done = torch.tensor([reasons[r] is not None for r in active], device=self.device)
+                step_ids = step_ids.masked_fill(done[:, None], self.pad_token_id)
 
         completions = []
         for r in range(bsz):
