@@ -147,5 +147,24 @@ def run_search(
 
 def write_settings(output_dir: str | os.PathLike, **sections: Any) -> None:
     """Record the run's settings next to its results (``OUT/search_config.json``)."""
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
     payload = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in sections.items()}
     Path(output_dir, "search_config.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def write_metrics(output_dir: str | os.PathLike, agg_strategy: str, title: str | None = None) -> dict[str, Any]:
+    """``OUT/metrics.json`` (naive/weighted/maj/pass accuracy for n = 1, 2, 4, ..., N) and ``OUT/scaling.png``."""
+    from eval.plots import plot_pool_scaling
+    from eval.pool import pool_metrics
+    from search.grading import MathGrader
+
+    out = Path(output_dir)
+    rows = read_results(out / RESULTS_FILE)
+    grader = MathGrader()
+    try:
+        metrics = pool_metrics(rows, agg_strategy, grader)
+    finally:
+        grader.close()
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_pool_scaling(metrics, str(out / "scaling.png"), title=title)
+    return metrics

@@ -128,3 +128,34 @@ def test_bad_dataset_columns_are_named(shared_data):
         load_problems(
             DatasetArguments(dataset_name=str(shared_data / "gsm8k" / "test.jsonl"), answer_column="solution_text")
         )
+
+
+def test_recipe_runs_end_to_end_and_writes_metrics(tmp_path, shared_data, tiny_dirs):
+    from trl import TrlParser
+
+    from recipes.search import SearchScriptArguments, main
+    from search.generators import GeneratorArguments
+
+    parser = TrlParser((SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments))
+    out = tmp_path / "out"
+    args = parser.parse_args_and_config(
+        args=[
+            "--config",
+            "recipes/tiny/search_cpu.yaml",
+            "--generator_model_name_or_path",
+            str(tiny_dirs / "lm"),
+            "--prm_path",
+            str(tiny_dirs / "prm"),
+            "--dataset_name",
+            str(shared_data / "math500" / "test.jsonl"),
+            "--output_dir",
+            str(out),
+        ]
+    )
+    metrics = main(*args)
+    rows = read_results(out / "results.jsonl")
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert all(len(r["completions"]) == 4 and r["method"] == "beam_search" for r in rows)
+    assert set(metrics["weighted"]) and (out / "scaling.png").stat().st_size > 0
+    saved = json.loads((out / "metrics.json").read_text())["weighted"]
+    assert {int(k): v for k, v in saved.items()} == metrics["weighted"] and set(metrics["weighted"]) == {1, 2, 4}
