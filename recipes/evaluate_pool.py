@@ -19,6 +19,10 @@ import logging
 import os
 import sys
 
+# Run as a script, sys.path[0] is recipes/, where recipes/search.py would shadow the `search` package.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 from eval.plots import plot_pool_scaling
 from eval.pool import pool_metrics
 from eval.pool_config import PoolEvalArguments
