@@ -8,7 +8,9 @@ from typing import Literal
 
 @dataclass
 class PoolEvalArguments:
-    input: str = field(metadata={"help": "A results.jsonl in the search results layout (one problem per line)."})
+    input: str = field(
+        metadata={"help": "A results.jsonl in the search results layout (one problem per line), or its directory."}
+    )
     output_dir: str = field(metadata={"help": "Where metrics.json, scaling.png (and results.jsonl) are written."})
     prm_path: str | None = field(
         default=None,

@@ -35,7 +35,12 @@ logger = logging.getLogger("evaluate_pool")
 
 
 def main(script_args: PoolEvalArguments) -> dict:
-    rows = read_results(script_args.input)
+    path = script_args.input
+    if os.path.isdir(path):
+        path = os.path.join(path, "results.jsonl")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No results file at {path}")
+    rows = read_results(path)
     if not rows:
         raise ValueError(f"No results in {script_args.input}")
     os.makedirs(script_args.output_dir, exist_ok=True)

@@ -86,7 +86,7 @@ def token_cls_prm(tmp_path_factory):
 def test_metrics_of_a_stored_pool(tmp_path):
     rows = _write_pool(tmp_path / "results.jsonl")
     out = tmp_path / "eval"
-    metrics = main(PoolEvalArguments(input=str(tmp_path / "results.jsonl"), output_dir=str(out)))
+    metrics = main(PoolEvalArguments(input=str(tmp_path), output_dir=str(out)))  # a run directory works too
     saved = json.loads((out / "metrics.json").read_text())
     assert (out / "scaling.png").stat().st_size > 0
     assert not (out / "results.jsonl").exists()  # nothing re-scored, nothing rewritten
@@ -94,6 +94,8 @@ def test_metrics_of_a_stored_pool(tmp_path):
     assert saved["naive"] == {"1": 100.0, "2": 0.0, "3": 100.0}
     assert saved["pass"]["1"] == 100.0 and saved["maj"]["3"] == 100.0
     assert metrics["num_problems"] == len(rows) and saved["mean_generated_tokens_per_problem"] > 0
+    with pytest.raises(FileNotFoundError, match="No results file"):
+        main(PoolEvalArguments(input=str(tmp_path / "missing.jsonl"), output_dir=str(out)))
 
 
 def test_rescoring_with_another_verifier(tmp_path, token_cls_prm):
