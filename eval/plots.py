@@ -48,6 +48,8 @@ def plot_pool_scaling(metrics: dict, path: str, title: str | None = None) -> str
             tok = [tokens[n] if n in tokens else tokens[str(n)] for n in ns]
             axes[0][1].plot(tok, acc, marker="o", label=f"{name}@n")
     axes[0][0].set_xscale("log", base=2)
+    all_ns = sorted({int(n) for name in names for n in metrics[name]})
+    axes[0][0].set_xticks(all_ns, [str(n) for n in all_ns])
     axes[0][0].set_xlabel("n (solutions per problem)")
     if tokens:
         axes[0][1].set_xscale("log")
