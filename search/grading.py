@@ -22,6 +22,7 @@ import select
 import subprocess
 import sys
 import threading
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -127,6 +128,30 @@ def normalize_answer(answer: str) -> str:
     return s.rstrip(".")
 
 
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_PLAIN_FRACTION = re.compile(r"(-?)\\frac\{(\d+)\}\{(\d+)\}")
+
+
+def plain_number(answer: str) -> Fraction | None:
+    """The value of an answer that is just a number (``42``, ``-0.5``, ``\\frac{3}{4}``, after
+    :func:`normalize_answer`), else None. Such answers skip math-verify: most GSM8K/MATH answers are."""
+    s = normalize_answer(answer)
+    if _PLAIN_NUMBER.fullmatch(s):
+        return Fraction(s)
+    m = _PLAIN_FRACTION.fullmatch(s)
+    if m and int(m.group(3)) != 0:
+        return Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
+    return None
+
+
+def number_key(value: Fraction | float) -> str:
+    """Canonical key of a number: integers exactly, others rounded to 6 decimals (math-verify's float rounding)."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 2**53:
+        return f"num:{int(value)}"
+    return f"num:{round(value, 6)!r}"
+
+
 def gold_answer(row: dict, dataset_kind: DatasetKind = "auto", answer_column: str = "answer") -> str:
     """The reference answer of a dataset row: MATH-500's ``answer`` as is; GSM8K's worked ``answer`` reduced to the
     number after ``####`` (thousands separators removed). ``auto`` picks GSM8K when the text contains ``####``."""
@@ -150,11 +175,12 @@ class MathGrader:
     Thread safe (one request at a time). ``timeouts`` counts comparisons that were cut off.
     """
 
-    def __init__(self, timeout_s: float = 5.0, max_chars: int = 1000):
+    def __init__(self, timeout_s: float = 5.0, max_chars: int = 1000, fast_numbers: bool = True):
         if timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
         self.timeout_s = timeout_s
         self.max_chars = max_chars
+        self.fast_numbers = fast_numbers  # plain numbers handled here, with the worker's semantics
         # math-verify's own per-operation alarm (whole seconds); a comparison is 2 parses + 1 verify.
         self._inner_timeout = max(1, int(timeout_s // 3))
         self._proc: subprocess.Popen | None = None
@@ -225,6 +251,10 @@ class MathGrader:
             return False
         if normalize_answer(pred) == normalize_answer(gold):
             return True
+        if self.fast_numbers:
+            a, b = plain_number(pred), plain_number(gold)
+            if a is not None and b is not None and a.denominator == b.denominator == 1:
+                return a == b
         if len(pred) > self.max_chars or len(gold) > self.max_chars:
             return False
         return self._call("equal", pred, gold) is True
@@ -233,6 +263,10 @@ class MathGrader:
         """A key shared by equivalent answers (see :func:`search.grading_worker.canonical_form`); normalized string as the fallback."""
         if len(answer) > self.max_chars:
             return f"str:{normalize_answer(answer)}"
+        if self.fast_numbers:
+            value = plain_number(answer)
+            if value is not None:
+                return number_key(value)
         result = self._call("canonical", answer, "")
         return result if isinstance(result, str) else f"str:{normalize_answer(answer)}"
 

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 
-from search.grading import normalize_answer
+from search.grading import normalize_answer, number_key
 
 
 def _parse(answer: str, timeout: int):
@@ -30,10 +30,7 @@ def canonical_form(answer: str, timeout: int) -> str:
         expr = expr.rhs
     if isinstance(expr, sympy.Basic):
         if expr.is_number and expr.is_real:
-            value = float(expr)
-            if value.is_integer() and abs(value) < 2**53:
-                return f"num:{int(value)}"
-            return f"num:{round(value, 6)!r}"
+            return number_key(float(expr))
         return f"expr:{expr}"
     return f"str:{normalize_answer(answer)}"
 

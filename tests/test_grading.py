@@ -85,6 +85,28 @@ def test_canonical_forms_group_equivalent_answers(grader):
     assert normalize_answer(r"\text{ 5 }\,") == "5"
 
 
+def test_plain_number_shortcut_agrees_with_math_verify(grader):
+    answers = [
+        "42",
+        "-7",
+        "0.5",
+        "2.0",
+        r"\frac{3}{4}",
+        r"-\frac{1}{3}",
+        "90^\\circ",
+        "1000000007",
+        "3.14159",
+    ]
+    slow = MathGrader(timeout_s=5.0, fast_numbers=False)
+    try:
+        assert [grader.canonical(a) for a in answers] == [slow.canonical(a) for a in answers]
+        pairs = [("42", "42.0"), ("7", "-7"), ("12", "12"), ("5", "6"), ("1000000007", "1000000008")]
+        assert [grader.equivalent(p, g) for p, g in pairs] == [slow.equivalent(p, g) for p, g in pairs]
+        assert grader.canonical(r"\text{12}") == grader.canonical("12")  # same group, as equivalent() says
+    finally:
+        slow.close()
+
+
 def test_pathological_answers_cannot_hang_grading():
     g = MathGrader(timeout_s=1.0)
     try:
