@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import string
-
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen2Config
 
 SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>"]
-VOCAB = SPECIAL + list(string.printable) + ["ки", "<extra_0>"]
+# Multi-character tags used by step-tag and Qwen-PRM style verifiers stay single tokens.
+TAGS = ["ки", "<extra_0>"]
 
 
 def build_tiny_tokenizer(bos: bool = True) -> PreTrainedTokenizerFast:
-    """A character-level tokenizer: every printable character is one token."""
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(VOCAB))}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    # Multi-character tags used by step-tag and Qwen-PRM style verifiers stay single tokens.
-    tok.add_tokens([AddedToken("ки", normalized=False), AddedToken("<extra_0>", normalized=False)])
+    """A byte-level tokenizer without merges: every byte is one token (262 tokens in all).
+
+    Byte-level on purpose: transformers 5 reloads any tokenizer saved beside a qwen2 ``config.json`` as
+    ``Qwen2Tokenizer``, which re-applies byte-level pre-tokenization. A byte-level vocabulary survives that
+    round trip unchanged; a plain character vocabulary silently loses newlines.
+    """
+    vocab = {token: i for i, token in enumerate(SPECIAL + sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_tokens([AddedToken(tag, normalized=False) for tag in TAGS])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<pad>",
