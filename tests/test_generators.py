@@ -295,6 +295,21 @@ def test_openai_backend_sends_parameters_and_parses_choices():
         assert short[0][0].finish_reason == "length" and len(short[0][0].text) == 2
 
 
+def test_openai_extra_body_from_arguments_reaches_the_server():
+    with FakeCompletionsServer() as server:
+        args = GeneratorArguments(
+            generator_backend="openai",
+            generator_model_name_or_path="m",
+            generator_base_url=server.url,
+            generator_api_key="k",
+            generator_extra_body='{"add_special_tokens": false}',
+        )
+        load_generator_from_args(args).generate(["P"], SamplingConfig(n=2, max_new_tokens=50, seed=0))
+        assert server.requests[0]["add_special_tokens"] is False and server.requests[0]["n"] == 2
+    with pytest.raises(ValueError, match="JSON object"):
+        GeneratorArguments(generator_extra_body="[1]")
+
+
 def test_openai_backend_retries_transient_errors_and_plain_servers():
     with FakeCompletionsServer(plain=True) as server:
         gen = OpenAIGenerator("m", base_url=server.url, api_key="k", max_retries=3, retry_backoff_s=0.01)

@@ -6,6 +6,7 @@ Every field is prefixed with ``generator_`` (except ``chat_template_path``) so t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +69,13 @@ class GeneratorArguments:
     generator_max_retries: int = field(
         default=5, metadata={"help": "openai backend: retries of a request after a transient error (backoff)."}
     )
+    generator_extra_body: str | None = field(
+        default=None,
+        metadata={
+            "help": "openai backend: JSON object of extra request fields, e.g. '{\"add_special_tokens\": false}' for "
+            "vllm serve with chat templates that already start with BOS (Llama 3)."
+        },
+    )
 
     def __post_init__(self):
         if self.generator_max_batch_size < 1:
@@ -78,6 +86,13 @@ class GeneratorArguments:
             raise ValueError("generator_max_concurrency must be >= 1")
         if self.generator_max_retries < 0:
             raise ValueError("generator_max_retries must be >= 0")
+        if self.generator_extra_body is not None:
+            try:
+                extra = json.loads(self.generator_extra_body)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"generator_extra_body is not valid JSON: {e}") from None
+            if not isinstance(extra, dict):
+                raise ValueError("generator_extra_body must be a JSON object")
 
     def to_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`search.generators.load_generator` (backend and model excluded)."""
@@ -104,4 +119,5 @@ class GeneratorArguments:
             "api_key": self.generator_api_key,
             "max_concurrency": self.generator_max_concurrency,
             "max_retries": self.generator_max_retries,
+            "extra_body": json.loads(self.generator_extra_body) if self.generator_extra_body else None,
         }
