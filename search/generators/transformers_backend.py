@@ -87,7 +87,9 @@ class TransformersGenerator(Generator):
         if tokenizer.eos_token_id is not None:
             eos_ids.add(tokenizer.eos_token_id)
         self.eos_token_ids = sorted(eos_ids)
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
+        # Padding is masked out, so any id works when the tokenizer has neither a pad nor an EOS token.
+        fallback_pad = self.eos_token_ids[0] if self.eos_token_ids else 0
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else fallback_pad
 
     def format_prompt(self, problem: str, system_prompt: str | None = None) -> str:
         return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template)
