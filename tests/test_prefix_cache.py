@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 from transformers import AutoModelForTokenClassification
@@ -116,3 +118,72 @@ def test_tokenizer_without_bos_and_multi_token_separator(prm):
     [ref] = verifier.score([PROBLEMS[1]], [STEPS[1]])
     assert_close(a.scores, ref[:3])
     assert_close(b.scores, ref)
+
+
+@contextmanager
+def count_forward_passes(scorer: PrefixCachedScorer):
+    calls = [0]
+    handle = scorer.body.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+def test_one_forward_pass_for_a_mixed_tree_frontier(verifier):
+    """Children of many parents (several problems, depths, prompt lengths) in one call: one batched pass each
+    round, lookahead and empty steps included, and every score equals full re-scoring."""
+    problems = PROBLEMS + ["Let f(x) = x^2 + 3x - 10. Find the sum of all real x with f(x) = 0, then double it."]
+    pool = ["x = 1.", "Then 3x = 6, so", "f(2) = 0 and f(-5) = 0.", "Sum: -3.", "Hence", "\\boxed{-6}", "ok"]
+    rng = torch.Generator().manual_seed(1)
+
+    def pick(k: int) -> list[str]:
+        return [pool[int(i)] for i in torch.randint(len(pool), (k,), generator=rng)]
+
+    scorer = PrefixCachedScorer.from_verifier(verifier)
+    frontier: list[tuple[str, list[str], object]] = []  # (problem, steps, node)
+    next_id = 0
+    for round_ in range(4):
+        requests = []
+        # One problem starts late, so its first steps are batched with other problems' deep nodes.
+        if round_ in (0, 2):
+            for problem in problems[:2] if round_ == 0 else problems[2:]:
+                for k in (1, 2):
+                    requests.append(ScoreRequest(problem, pick(k), node=next_id))
+                    next_id += 1
+        for f, (problem, steps, node) in enumerate(frontier):
+            for b in range(2):
+                new = pick(1 + (f + b) % 2) if (f + b) % 5 else []  # some children add no step at all
+                look = pick(2) if b == 1 else []  # lookahead: scored, not kept
+                requests.append(
+                    ScoreRequest(problem, steps + new + look, parent=node, node=next_id, keep_steps=len(steps + new))
+                )
+                next_id += 1
+        with count_forward_passes(scorer) as calls:
+            results = scorer.score(requests)
+        new_prompts = 1 if round_ in (0, 2) else 0
+        assert calls[0] == 1 + new_prompts
+        full = verifier.score([r.problem for r in requests], [r.steps for r in requests])
+        for res, ref in zip(results, full):
+            assert_close(res.scores, ref)
+        # Keep a varied frontier: every third node, across problems and depths.
+        frontier = [(r.problem, r.steps[: r.keep_steps], r.node) for r in requests][::3][:6]
+        scorer.release([node for _, _, node in frontier])
+    assert {p for p, _, _ in frontier} >= {problems[2]}
+
+
+def test_chunks_of_max_batch_size_match_one_batch(verifier):
+    big = PrefixCachedScorer.from_verifier(verifier)
+    small = PrefixCachedScorer.from_verifier(verifier, max_batch_size=3)
+    first = [ScoreRequest(p, s[:j], node=(i, j)) for i, (p, s) in enumerate(zip(PROBLEMS, STEPS)) for j in (1, 2, 3)]
+    second = [
+        ScoreRequest(p, s[: j + 2], parent=(i, j)) for i, (p, s) in enumerate(zip(PROBLEMS, STEPS)) for j in (1, 2, 3)
+    ]
+    for scorer in (big, small):
+        scorer.score(first)
+    with count_forward_passes(small) as calls:
+        chunked = small.score(second)
+    assert calls[0] == 2
+    for a, b in zip(big.score(second), chunked):
+        assert_close(a.scores, b.scores)
+    assert big.tokens_processed == small.tokens_processed

@@ -122,102 +122,149 @@ class PrefixCachedScorer:
 
     @torch.inference_mode()
     def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
-        """Scores of all steps of each request, running only the tokens not covered by its parent's state."""
-        self.model.eval()
-        for problem in dict.fromkeys(r.problem for r in requests if r.parent is None):
-            if (_ROOT, problem) not in self._nodes:
-                bos = self.tokenizer.bos_token_id
-                prompt_ids = ([bos] if bos is not None else []) + self._ids([problem])[0]
-                self._nodes[(_ROOT, problem)] = self._extend(None, [prompt_ids], [[]], [len(prompt_ids)])[0][0]
-        groups: dict[Hashable, list[int]] = {}
-        for i, r in enumerate(requests):
-            parent = (_ROOT, r.problem) if r.parent is None else r.parent
-            if parent not in self._nodes:
-                raise KeyError(f"Unknown or released parent node {parent!r}")
-            groups.setdefault(parent, []).append(i)
-        results: list[ScoreResult | None] = [None] * len(requests)
-        for parent_key, members in groups.items():
-            for start in range(0, len(members), self.max_batch_size):
-                chunk = members[start : start + self.max_batch_size]
-                self._score_group(self._nodes[parent_key], [requests[i] for i in chunk], chunk, results)
-        return results  # type: ignore[return-value]
+        """Scores of all steps of each request, running only the tokens not covered by its parent's state.
 
-    def _score_group(self, parent: _Node, requests: list[ScoreRequest], slots: list[int], results: list) -> None:
-        seqs, ends, keeps = [], [], []
+        All new tokens of the call go through the model together (chunks of ``max_batch_size`` rows, grouped by
+        length), whatever node each request continues: one forward pass for new problems' prompts, one per chunk.
+        """
+        self.model.eval()
+        missing = [p for p in dict.fromkeys(r.problem for r in requests if r.parent is None)]
+        missing = [p for p in missing if (_ROOT, p) not in self._nodes]
+        if missing:
+            bos = self.tokenizer.bos_token_id
+            prompts = [([bos] if bos is not None else []) + ids for ids in self._ids(missing)]
+            for start in range(0, len(missing), self.max_batch_size):
+                chunk = [_Row(None, ids, [], len(ids)) for ids in prompts[start : start + self.max_batch_size]]
+                for problem, (node, _) in zip(missing[start:], self._extend(chunk)):
+                    self._nodes[(_ROOT, problem)] = node
+
+        rows, keeps = [], []
         for r in requests:
-            if len(r.steps) < parent.num_steps:
-                raise ValueError(f"A request has {len(r.steps)} steps but its parent covers {parent.num_steps}")
-            new_steps = r.steps[parent.num_steps :]
-            keep = len(r.steps) if r.keep_steps is None else r.keep_steps
-            if keep < parent.num_steps or keep > len(r.steps):
-                raise ValueError(f"keep_steps={keep} outside [{parent.num_steps}, {len(r.steps)}]")
-            ids: list[int] = []
-            step_ends: list[int] = []
-            keep_len = 0
-            for j, step_ids in enumerate(self._ids(new_steps)):
-                ids.extend(step_ids + self._separator_ids)
-                step_ends.append(len(ids) - 1)
-                if parent.num_steps + j + 1 == keep:
-                    keep_len = len(ids)
-            seqs.append(ids)
-            ends.append(step_ends)
-            keeps.append((keep, keep_len))
-        nodes, new_scores = self._extend(parent, seqs, ends, [k[1] for k in keeps])
-        for r, slot, node, scores, (keep, _), seq in zip(requests, slots, nodes, new_scores, keeps, seqs):
-            all_scores = parent.scores + scores
+            parent = self._nodes.get((_ROOT, r.problem) if r.parent is None else r.parent)
+            if parent is None:
+                raise KeyError(f"Unknown or released parent node {r.parent!r}")
+            row, keep = self._row(parent, r)
+            rows.append(row)
+            keeps.append(keep)
+        out: list[tuple[_Node, list[float]] | None] = [None] * len(requests)
+        runnable = []
+        for i, row in enumerate(rows):
+            if row.ids:
+                runnable.append(i)
+            else:  # no new step (e.g. the generator produced an empty one): the state is the parent's
+                out[i] = (_Node(row.parent, [], row.parent.length), [])
+        # Similar prefix and new lengths share a chunk, so little padding goes through the model.
+        runnable.sort(key=lambda i: (rows[i].parent.length, len(rows[i].ids)))
+        for start in range(0, len(runnable), self.max_batch_size):
+            chunk = runnable[start : start + self.max_batch_size]
+            for i, done in zip(chunk, self._extend([rows[i] for i in chunk])):
+                out[i] = done
+
+        results = []
+        for r, row, keep, (node, scores) in zip(requests, rows, keeps, out):
+            all_scores = row.parent.scores + scores
             node.scores = all_scores[:keep]
             if r.node is not None:
                 self._nodes[r.node] = node
-            results[slot] = ScoreResult(all_scores, len(seq))
+            results.append(ScoreResult(all_scores, len(row.ids)))
+        return results
 
-    def _extend(
-        self, parent: _Node | None, seqs: list[list[int]], ends: list[list[int]], keep_lens: list[int]
-    ) -> tuple[list[_Node], list[list[float]]]:
-        """Run ``seqs`` (one batch, right-padded) after ``parent``'s prefix; one child node and scores per row."""
-        prefix_len = parent.length if parent is not None else 0
-        # Rows without new tokens keep no segment of their own: their state is their parent's.
-        base = [_Node(parent, [], prefix_len + keep) for keep in keep_lens]
-        runnable = [i for i, s in enumerate(seqs) if s]
-        scores: list[list[float]] = [[] for _ in seqs]
-        if not runnable:
-            return base, scores
+    def _row(self, parent: _Node, request: ScoreRequest) -> tuple[_Row, int]:
+        """The new tokens of ``request`` after ``parent``'s state, and the number of steps its node keeps."""
+        if len(request.steps) < parent.num_steps:
+            raise ValueError(f"A request has {len(request.steps)} steps but its parent covers {parent.num_steps}")
+        keep = len(request.steps) if request.keep_steps is None else request.keep_steps
+        if keep < parent.num_steps or keep > len(request.steps):
+            raise ValueError(f"keep_steps={keep} outside [{parent.num_steps}, {len(request.steps)}]")
+        ids: list[int] = []
+        step_ends: list[int] = []
+        keep_len = 0
+        for j, step_ids in enumerate(self._ids(request.steps[parent.num_steps :])):
+            ids.extend(step_ids + self._separator_ids)
+            step_ends.append(len(ids) - 1)
+            if parent.num_steps + j + 1 == keep:
+                keep_len = len(ids)
+        return _Row(parent, ids, step_ends, keep_len), keep
+
+    def _extend(self, rows: list[_Row]) -> list[tuple[_Node, list[float]]]:
+        """One forward pass over every row's new tokens, each after its own parent's prefix.
+
+        Layout of the batch: slot ``t < P`` (``P`` = longest prefix) holds the prefix keys/values, left-padded,
+        and slot ``P + q`` the ``q``-th new token, right-padded. The 2D attention mask hides the padding, and
+        transformers makes it causal over slots; position ids are given explicitly, since a row's real position is
+        its own prefix length plus ``q``, not the slot. Masked slots get exactly zero attention weight, so a row's
+        scores do not depend on its batch.
+        """
         from transformers import DynamicCache
 
-        batch = len(runnable)
+        width = max(len(r.ids) for r in rows)
+        lengths = [r.parent.length if r.parent is not None else 0 for r in rows]
+        past = max(lengths)
+        batch = len(rows)
+        device = self.device
         cache = DynamicCache()
-        prefix = _materialize(parent) if parent is not None else []
-        if prefix:
-            cache = DynamicCache(
-                ddp_cache_data=[
-                    (k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous())
-                    for k, v in prefix
-                ]
-            )
+        if past:
+            by_parent: dict[int, list[int]] = {}
+            for i, r in enumerate(rows):
+                if r.parent is not None and r.parent.length:
+                    by_parent.setdefault(id(r.parent), []).append(i)
+            layers = None
+            for members in by_parent.values():
+                prefix = _materialize(rows[members[0]].parent)
+                if layers is None:
+                    layers = [
+                        (
+                            k.new_zeros(batch, k.shape[1], past, k.shape[3]),
+                            v.new_zeros(batch, v.shape[1], past, v.shape[3]),
+                        )
+                        for k, v in prefix
+                    ]
+                index = torch.tensor(members, device=device)
+                start = past - lengths[members[0]]
+                for (k_all, v_all), (k, v) in zip(layers, prefix):
+                    k_all[index, :, start:] = k
+                    v_all[index, :, start:] = v
+            cache = DynamicCache(ddp_cache_data=layers)
+        mask = torch.zeros(batch, past + width, dtype=torch.long)
+        for i, (r, length) in enumerate(zip(rows, lengths)):
+            mask[i, past - length : past + len(r.ids)] = 1
+        positions = torch.tensor(lengths, dtype=torch.long)[:, None] + torch.arange(width)[None, :]
         pad = getattr(self.tokenizer, "pad_token_id", None) or 0
-        input_ids = right_pad([seqs[i] for i in runnable], pad).to(self.device)
-        # Right padding under a causal mask: real tokens never attend to the padding after them.
-        hidden = self.body(input_ids=input_ids, use_cache=True, **{self._cache_kwarg: cache}).last_hidden_state
-        rows = torch.tensor([r for r, i in enumerate(runnable) for _ in ends[i]], dtype=torch.long)
-        pos = torch.tensor([p for i in runnable for p in ends[i]], dtype=torch.long)
-        if len(pos):
-            probs = margins_to_probs(class_margin(self.head(hidden[rows.to(self.device), pos.to(self.device)])).cpu())
-        else:
-            probs = []
+        hidden = self.body(
+            input_ids=right_pad([r.ids for r in rows], pad).to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            use_cache=True,
+            **{self._cache_kwarg: cache},
+        ).last_hidden_state
+        index_rows = torch.tensor([i for i, r in enumerate(rows) for _ in r.ends], dtype=torch.long, device=device)
+        index_pos = torch.tensor([p for r in rows for p in r.ends], dtype=torch.long, device=device)
+        probs = (
+            margins_to_probs(class_margin(self.head(hidden[index_rows, index_pos])).cpu()) if len(index_pos) else []
+        )
+        cached = [(layer.keys, layer.values) for layer in cache.layers]
+        out = []
         cursor = 0
-        layers = [(layer.keys, layer.values) for layer in cache.layers]
-        for row, i in enumerate(runnable):
-            scores[i] = probs[cursor : cursor + len(ends[i])]
-            cursor += len(ends[i])
+        for i, (r, length) in enumerate(zip(rows, lengths)):
             # Clone: a view would keep the whole padded batch tensor alive.
-            base[i].layers = [
-                (
-                    k[row : row + 1, :, prefix_len : prefix_len + keep_lens[i]].clone(),
-                    v[row : row + 1, :, prefix_len : prefix_len + keep_lens[i]].clone(),
-                )
-                for k, v in layers
+            segment = [
+                (k[i : i + 1, :, past : past + r.keep_len].clone(), v[i : i + 1, :, past : past + r.keep_len].clone())
+                for k, v in cached
             ]
-            self.tokens_processed += len(seqs[i])
-        return base, scores
+            out.append((_Node(r.parent, segment, length + r.keep_len), probs[cursor : cursor + len(r.ends)]))
+            cursor += len(r.ends)
+            self.tokens_processed += len(r.ids)
+        return out
+
+
+@dataclass
+class _Row:
+    """New tokens to run after ``parent``'s state: score at ``ends``, keep the first ``keep_len`` in the node."""
+
+    parent: _Node | None
+    ids: list[int]
+    ends: list[int]
+    keep_len: int
 
 
 def _materialize(node: _Node) -> list[tuple[torch.Tensor, torch.Tensor]]:
