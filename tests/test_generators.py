@@ -29,24 +29,21 @@ STOPS = ["a", "e", "o", "\n"]  # frequent enough that a random tiny model hits t
 
 @pytest.fixture(scope="module")
 def tiny_lm_dir(tmp_path_factory):
-    """A random tiny Qwen2 causal LM with the char-level tokenizer. The tokenizer also goes to its own directory:
-    in the model directory transformers 5 would load it as a Qwen2Tokenizer (model_type qwen2), which re-tokenizes
-    with Qwen's byte-level rules and drops spaces and newlines."""
+    """A random tiny Qwen2 causal LM and the tiny tokenizer, saved together like a hub checkpoint."""
     tok = build_tiny_tokenizer()
     torch.manual_seed(0)
     config = tiny_qwen2_config(
         len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
     )
-    model_dir, tok_dir = tmp_path_factory.mktemp("tiny_lm"), tmp_path_factory.mktemp("tiny_lm_tok")
+    model_dir = tmp_path_factory.mktemp("tiny_lm")
     Qwen2ForCausalLM(config).save_pretrained(model_dir)
-    tok.save_pretrained(tok_dir)
-    return str(model_dir), str(tok_dir)
+    tok.save_pretrained(model_dir)
+    return str(model_dir)
 
 
 @pytest.fixture(scope="module")
 def generator(tiny_lm_dir):
-    model_dir, tok_dir = tiny_lm_dir
-    return load_generator("transformers", model_dir, tokenizer_name_or_path=tok_dir, device="cpu", max_batch_size=5)
+    return load_generator("transformers", tiny_lm_dir, device="cpu", max_batch_size=5)
 
 
 def _check_stop_semantics(c: Completion, stops: list[str], max_new_tokens: int) -> None:
@@ -147,8 +144,8 @@ def test_truncate_at_stop_takes_the_earliest_completed_stop():
 
 
 def test_chat_template_own_file_and_plain_fallback(tiny_lm_dir, tmp_path):
-    model_dir, tok_dir = tiny_lm_dir
-    plain = load_generator("transformers", model_dir, tokenizer_name_or_path=tok_dir, device="cpu")
+    model_dir = tok_dir = tiny_lm_dir
+    plain = load_generator("transformers", model_dir, device="cpu")
     assert plain.format_prompt("2+2?", "Be brief.") == "Be brief.\n\n2+2?\n\n"
     template = tmp_path / "chat.jinja"
     template.write_text(
@@ -328,7 +325,7 @@ def test_openai_backend_retries_transient_errors_and_plain_servers():
 
 
 def test_openai_format_prompt_uses_the_tokenizer_or_template(tiny_lm_dir, tmp_path):
-    _, tok_dir = tiny_lm_dir
+    tok_dir = tiny_lm_dir
     gen = OpenAIGenerator("served", base_url="http://127.0.0.1:9/v1", api_key="k", tokenizer_name_or_path=tok_dir)
     assert gen.format_prompt("2+2?") == "2+2?\n\n"
     template = tmp_path / "t.jinja"
