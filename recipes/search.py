@@ -16,9 +16,14 @@ killed run), OUT/search_config.json, then OUT/metrics.json and OUT/scaling.png. 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Literal
+
+# Run as a script, sys.path[0] is recipes/, where this very file would shadow the `search` package.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from search.config import DatasetArguments, SearchConfig
 from search.generators import GeneratorArguments, load_generator_from_args
