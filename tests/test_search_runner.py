@@ -36,9 +36,9 @@ def tiny_dirs(tmp_path_factory):
     lm.save_pretrained(root / "lm")
     tokenizer.save_pretrained(root / "lm")
     prm = AutoModelForTokenClassification.from_config(tiny_qwen2_config(len(tokenizer), num_labels=2))
-    # With a qwen2 config.json next to it, AutoTokenizer reloads the char tokenizer as Qwen2Tokenizer, which
-    # drops a lone newline; the step-tag token survives and is a realistic PRM separator.
-    save_separator(prm.config, "ки")
+    # The usual newline separator: the byte-level tiny tokenizer keeps newlines when AutoTokenizer reloads it as
+    # Qwen2Tokenizer (a qwen2 config.json sits next to it).
+    save_separator(prm.config, "\n\n")
     prm.save_pretrained(root / "prm")
     tokenizer.save_pretrained(root / "prm")
     return root
@@ -50,6 +50,9 @@ def components(tiny_dirs):
 
     generator = TransformersGenerator(str(tiny_dirs / "lm"), device="cpu")
     verifier = TokenClassificationVerifier.from_pretrained(str(tiny_dirs / "prm"), device="cpu", dtype=torch.float32)
+    assert verifier.step_separator == "\n\n"
+    ids = verifier.tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+    assert verifier.tokenizer.decode(ids) == "\n\n"  # the reloaded tokenizer keeps the separator
     return generator, verifier
 
 
