@@ -28,15 +28,27 @@ CHAT_TEMPLATE = (
 
 
 def build_tokenizer():
-    """Character-level fast tokenizer: every printable ASCII character is one token, plus the problem's words."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    """Character-level fast tokenizer: every printable ASCII character is one token, plus the problem's words.
 
-    chars = [c for c in string.printable if c not in "\r\x0b\x0c"]
+    Characters are stored in their byte-level form (space as ``Ġ``, newline as ``Ċ``) with a byte-level decoder:
+    transformers 5 reloads a tokenizer saved next to a Qwen2 ``config.json`` as ``Qwen2Tokenizer`` (byte-level
+    pre-tokenization), and this layout gives the same ids through that class as through the plain one.
+    """
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_char = bytes_to_unicode()
+    chars = [byte_char[ord(c)] for c in string.printable if c not in "\r\x0b\x0c"]
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + chars)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    tok.decoder = decoders.Fuse()
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex("."), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
     # The problem's words are single tokens: shorter prompts, and digits stay one token each.
     tok.add_tokens([AddedToken(word, normalized=False) for word in WORD_TOKENS])
     tokenizer = PreTrainedTokenizerFast(
@@ -66,6 +78,10 @@ class PolicyTrainingConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the problems, the initialization and the data order."})
     heldout_seed: int = field(default=10_000, metadata={"help": "Seed of the held-out problems kept out of training."})
     num_heldout: int = field(default=500, metadata={"help": "How many held-out problems are excluded."})
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "Continue training this saved policy (a second curriculum stage) instead of a new one."},
+    )
 
     def __post_init__(self):
         if self.difficulty not in DIFFICULTIES:
@@ -118,7 +134,11 @@ def train_policy(config: PolicyTrainingConfig, output_dir: str | Path, report_to
     exclude = {p.text for p in heldout_problems(config)}
     problems = make_problems(config.num_problems, config.seed, difficulty, exclude=exclude)
     train = datasets.Dataset.from_list(sft_examples(problems, tokenizer))
-    model = build_policy_model(len(tokenizer), config.hidden_size, config.num_layers, tokenizer, config.seed)
+    if config.init_from:
+        model, _ = load_policy(config.init_from)
+        model.train()
+    else:
+        model = build_policy_model(len(tokenizer), config.hidden_size, config.num_layers, tokenizer, config.seed)
     logger.info("policy: %.2fM parameters, %d training solutions", model.num_parameters() / 1e6, len(train))
     args = TrainingArguments(
         output_dir=str(output_dir),

@@ -1,0 +1,333 @@
+"""The whole loop on the arithmetic world: policy -> labelled data -> PRM -> ProcessBench-style evaluation -> search.
+
+Each stage goes through the project's own recipes (``recipes/train_prm.py``, ``recipes/eval_prm.py``,
+``recipes/search.py``), parsed from the YAML configs in ``recipes/arith/`` exactly as on a command line, so the
+demo exercises the same code paths a GPU user runs. ``recipes/demo.py`` is the thin entry point.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import shutil
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .analysis import line_discrimination, step_auroc, within_problem_ranking
+from .labeling import (
+    balanced_heldout,
+    error_kinds,
+    label_solution,
+    measured_mix,
+    processbench_records,
+    sample_labeled_solutions,
+    stepwise_rows,
+    synthetic_solutions,
+)
+from .world import DIFFICULTIES, extract_answer, make_problems, parse_problem, step_validity
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPES = REPO_ROOT / "recipes"
+SPLIT = "arith"
+
+
+@dataclass
+class DemoConfig:
+    """Sizes of the demo; the defaults fit the 10-minute budget on 2 CPU cores."""
+
+    output_dir: str = field(default="demo_output", metadata={"help": "Where everything is written."})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One full loop per seed."})
+    policy_path: str = field(
+        default=str(RECIPES / "arith" / "policy"), metadata={"help": "The policy to load (the shipped one)."}
+    )
+    train_policy: bool = field(
+        default=False, metadata={"help": "Train the policy with recipes/arith/policy.yaml instead of loading it."}
+    )
+    config_dir: str = field(
+        default=str(RECIPES / "arith"), metadata={"help": "Folder of prm.yaml, best_of_n.yaml, beam_search.yaml, ..."}
+    )
+    difficulty: str = field(default="medium", metadata={"help": "Problem difficulty (must match the policy's)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of data and search."})
+    train_problems: int = field(default=300, metadata={"help": "Problems whose policy samples train the PRM."})
+    samples_per_problem: int = field(default=4, metadata={"help": "Policy samples per training problem."})
+    synthetic_problems: int = field(default=4000, metadata={"help": "Problems with a gold + corrupted solution."})
+    mc_solutions: int = field(default=48, metadata={"help": "Policy samples also labelled by Monte-Carlo rollouts."})
+    mc_rollouts: int = field(default=4, metadata={"help": "K: rollouts per step prefix."})
+    num_eval_solutions: int = field(default=200, metadata={"help": "Held-out solutions in ProcessBench layout."})
+    num_search_problems: int = field(default=60, metadata={"help": "Held-out problems searched per seed."})
+    n: int = field(default=16, metadata={"help": "Largest N (Best-of-N pool size; tree search budgets up to it)."})
+    tree_ns: list[int] = field(default_factory=lambda: [4, 16], metadata={"help": "N for beam search and DVTS."})
+    prm_max_steps: int | None = field(default=None, metadata={"help": "Override prm.yaml's max_steps."})
+    heldout_seed: int = field(default=10_000, metadata={"help": "Seed of the held-out problems (policy's too)."})
+
+
+class StageTimer:
+    """Wall and CPU seconds of each stage, printed as they finish."""
+
+    def __init__(self):
+        self.times: dict[str, tuple[float, float]] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        wall, cpu = time.perf_counter(), time.process_time()
+        logger.info("== %s", name)
+        yield
+        spent = (time.perf_counter() - wall, time.process_time() - cpu)
+        previous = self.times.get(name, (0.0, 0.0))
+        self.times[name] = (previous[0] + spent[0], previous[1] + spent[1])
+        print(f"[demo] {name}: {spent[0]:.1f} s wall, {spent[1]:.1f} s CPU", flush=True)
+
+
+def load_recipe(name: str):
+    """Import ``recipes/<name>.py`` as a module (recipes are scripts, not a package)."""
+    path = RECIPES / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"prmkit_recipe_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_recipe_args(dataclass_types, config: Path, overrides: dict[str, Any]):
+    """Parse a recipe's dataclasses from its YAML plus command-line style overrides, as ``TrlParser`` does."""
+    from trl import TrlParser
+
+    args = ["--config", str(config)]
+    for key, value in overrides.items():
+        if isinstance(value, (list, tuple)):
+            args += [f"--{key}", *map(str, value)]
+        else:
+            args += [f"--{key}", str(value)]
+    return TrlParser(dataclass_types).parse_args_and_config(args=args)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageTimer) -> dict[str, Any]:
+    """Policy samples with exact labels + synthetic contrastive pairs (training), MC labels (agreement), and the
+    held-out ProcessBench-layout split."""
+    from prm.mc_labeling import MCLabelingConfig, mc_label
+
+    difficulty = DIFFICULTIES[config.difficulty]
+    heldout = make_problems(500, config.heldout_seed, difficulty)
+    exclude = {p.text for p in heldout}
+    with timer.stage("sample policy solutions"):
+        train_problems = make_problems(config.train_problems, 20_000 + seed, difficulty, exclude=exclude)
+        samples = sample_labeled_solutions(
+            generator, train_problems, config.samples_per_problem, config.temperature, seed=seed
+        )
+        eval_problems = heldout[300:]
+        eval_samples = sample_labeled_solutions(generator, eval_problems, 4, config.temperature, seed=1000 + seed)
+    kinds = error_kinds(samples)
+    with timer.stage("Monte-Carlo labels"):
+        mc_set = samples[: config.mc_solutions]
+        mc = mc_label(
+            generator,
+            [s.problem.text for s in mc_set],
+            [s.steps for s in mc_set],
+            [s.problem.answer for s in mc_set],
+            lambda text, answer: extract_answer(text) == answer,
+            MCLabelingConfig(num_rollouts=config.mc_rollouts, temperature=config.temperature, max_new_tokens=64),
+            exact_labels=[s.labels for s in mc_set],
+        )
+        write_jsonl(out / "mc_labels" / "train.jsonl", mc.soft_rows)
+    with timer.stage("synthetic gold/corrupted solutions"):
+        synth_problems = make_problems(config.synthetic_problems, 30_000 + seed, difficulty, exclude=exclude)
+        synthetic = synthetic_solutions(synth_problems, seed, corrupted_per_problem=1, mix=measured_mix(samples))
+        rows = stepwise_rows(samples + synthetic)
+        write_jsonl(out / "prm_data" / "train.jsonl", rows)
+        picked = balanced_heldout(eval_samples, seed, config.num_eval_solutions // 2)
+        (out / "heldout").mkdir(parents=True, exist_ok=True)
+        (out / "heldout" / f"{SPLIT}.json").write_text(json.dumps(processbench_records(picked, SPLIT)))
+    return {
+        "train_rows": len(rows),
+        "policy_samples": len(samples),
+        "policy_sample_accuracy": sum(s.correct for s in samples) / max(len(samples), 1),
+        "error_kinds": dict(kinds),
+        "heldout_erroneous": sum(not s.correct for s in picked),
+        "heldout_correct": sum(s.correct for s in picked),
+        "mc": {**mc.agreement, "rollouts": mc.num_rollouts, "generated_tokens": mc.generated_tokens},
+    }
+
+
+def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
+    from trl import ModelConfig
+
+    from prm.training import PRMConfig
+    from prm.training.pipeline import PRMScriptArguments
+
+    overrides: dict[str, Any] = {
+        "dataset_name": out / "prm_data",
+        "output_dir": out / "prm",
+        "seed": seed,
+        "tokenizer_name_or_path": config.policy_path,
+    }
+    if config.prm_max_steps is not None:
+        overrides["max_steps"] = config.prm_max_steps
+    prm_yaml = Path(config.config_dir) / "prm.yaml"
+    script_args, training_args, model_args = parse_recipe_args(
+        (PRMScriptArguments, PRMConfig, ModelConfig), prm_yaml, overrides
+    )
+    if script_args.init_from_config is None:
+        # The PRM starts from the policy the demo actually uses (shipped or just trained).
+        model_args.model_name_or_path = config.policy_path
+    load_recipe("train_prm").main(script_args, training_args, model_args)
+    return out / "prm"
+
+
+def evaluate_prm(config: DemoConfig, seed: int, prm_path: Path, out: Path) -> dict[str, Any]:
+    from eval.config import ProcessBenchArguments, VerifierArguments
+
+    script_args, model_args = parse_recipe_args(
+        (ProcessBenchArguments, VerifierArguments),
+        Path(config.config_dir) / "eval.yaml",
+        {
+            "model_name_or_path": prm_path,
+            "output_dir": out / "eval",
+            "data_dir": out / "heldout",
+            "splits": [SPLIT],
+        },
+    )
+    results = load_recipe("eval_prm").main(script_args, model_args)
+    split = (
+        results[SPLIT]
+        if results and SPLIT in results
+        else json.loads((out / "eval" / "processbench" / "results.json").read_text())[SPLIT]
+    )
+    from prm.verifiers import load_verifier
+
+    verifier = load_verifier(str(prm_path), device="cpu")
+    heldout = make_problems(500, config.heldout_seed, DIFFICULTIES[config.difficulty])
+    line = line_discrimination(verifier, heldout[300:], seed=seed)
+    return {
+        "f1": split["f1"],
+        "error_acc": split["error_acc"],
+        "correct_acc": split["correct_acc"],
+        "line": asdict(line),
+    }
+
+
+def search_problems_file(config: DemoConfig, seed: int, out: Path) -> Path:
+    heldout = make_problems(500, config.heldout_seed, DIFFICULTIES[config.difficulty])
+    start = (seed % 3) * 100
+    problems = heldout[start : start + config.num_search_problems]
+    path = out / "search_problems.jsonl"
+    write_jsonl(path, [{"problem": p.text, "answer": str(p.answer)} for p in problems])
+    return path
+
+
+def run_search(config: DemoConfig, seed: int, method: str, n: int, prm_path: Path, problems: Path, out: Path):
+    """One ``recipes/search.py`` run from a fresh folder; returns its pool metrics and results rows."""
+    from search.config import DatasetArguments, SearchConfig
+    from search.generators import GeneratorArguments
+
+    recipe = load_recipe("search")
+    if out.exists():
+        shutil.rmtree(out)  # results.jsonl resumes; a previous demo's PRM must not leak into this one
+    overrides = {
+        "n": n,
+        "seed": seed,
+        "output_dir": out,
+        "prm_path": prm_path,
+        "dataset_name": problems,
+        "generator_model_name_or_path": config.policy_path,
+        "temperature": config.temperature,
+    }
+    parsed = parse_recipe_args(
+        (recipe.SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments),
+        Path(config.config_dir) / f"{method}.yaml",
+        overrides,
+    )
+    metrics = int_keys(recipe.main(*parsed))
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+    return metrics, rows
+
+
+def int_keys(value):
+    """JSON turns the n of ``{n: accuracy}`` into strings; turn them back."""
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() else k: int_keys(v) for k, v in value.items()}
+    return value
+
+
+def pool_statistics(rows: list[dict]) -> dict[str, Any]:
+    """Policy accuracy and PRM ranking measured on a Best-of-N pool of independent samples."""
+    correct = solutions = valid_steps = steps = 0
+    ids, scores, oks, step_scores, step_labels = [], [], [], [], []
+    for row in rows:
+        problem = parse_problem(row["problem"])
+        for text, s in zip(row["completions"], row["scores"]):
+            labeled = label_solution(problem, text)
+            ok = extract_answer(text) == problem.answer
+            correct += ok
+            solutions += 1
+            if labeled is not None:
+                validity = step_validity(problem, labeled.steps)
+                valid_steps += sum(validity)
+                steps += len(validity)
+                if len(labeled.steps) == len(s):
+                    step_scores.append(s)
+                    step_labels.append(labeled.labels)
+            ids.append(f"{row['index']}")
+            scores.append(min(s) if s else 0.0)
+            oks.append(ok)
+    ranking, pairs = within_problem_ranking(ids, scores, oks)
+    return {
+        "single": correct / max(solutions, 1),
+        "step_accuracy": valid_steps / max(steps, 1),
+        "ranking": ranking,
+        "ranking_pairs": pairs,
+        "step_auroc": step_auroc(step_scores, step_labels),
+    }
+
+
+def run_seed(config: DemoConfig, seed: int, generator, timer: StageTimer) -> dict[str, Any]:
+    out = Path(config.output_dir) / f"seed_{seed}"
+    data = make_data(config, seed, generator, out, timer)
+    with timer.stage("train PRM (recipes/train_prm.py)"):
+        prm_path = train_prm(config, seed, out)
+    with timer.stage("evaluate PRM (recipes/eval_prm.py)"):
+        prm = evaluate_prm(config, seed, prm_path, out)
+    problems = search_problems_file(config, seed, out)
+    search: dict[str, Any] = {}
+    with timer.stage("search: Best-of-N"):
+        metrics, rows = run_search(config, seed, "best_of_n", config.n, prm_path, problems, out / "best_of_n")
+        search["best_of_n"] = metrics
+        pool = pool_statistics(rows)
+    for method in ("beam_search", "dvts"):
+        with timer.stage(f"search: {method}"):
+            search[method] = {}
+            for n in config.tree_ns:
+                metrics, _ = run_search(config, seed, method, n, prm_path, problems, out / f"{method}_n{n}")
+                search[method][n] = metrics
+    prm.update(ranking=pool["ranking"], ranking_pairs=pool["ranking_pairs"], step_auroc=pool["step_auroc"])
+    result = {
+        "seed": seed,
+        "policy": {"single": pool["single"], "step_accuracy": pool["step_accuracy"]},
+        "data": data,
+        "mc": data["mc"],
+        "prm": prm,
+        "search": search,
+    }
+    (out / "summary.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def error_kind_totals(results: list[dict[str, Any]]) -> Counter:
+    total: Counter = Counter()
+    for r in results:
+        total.update(r["data"]["error_kinds"])
+    return total

@@ -1,0 +1,231 @@
+"""The demo's report: markdown tables over seeds (mean and spread) and the scaling plot."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+METHOD_LABELS = {
+    "weighted_bon": "Best-of-N, weighted vote (PRM)",
+    "naive_bon": "Best-of-N, top score (PRM)",
+    "beam_search": "Beam search (PRM), weighted",
+    "dvts": "DVTS (PRM), weighted",
+    "majority": "Majority vote (no PRM)",
+    "single": "Single sample",
+    "pass": "pass@N (any sample right)",
+}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def fmt(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
+    mean, std = mean_std([v * scale for v in values])
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def curves(seed_result: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """Accuracy (%) by N for each method of one seed, from its search metrics."""
+    bon = seed_result["search"]["best_of_n"]
+    out = {
+        "weighted_bon": bon["weighted"],
+        "naive_bon": bon["naive"],
+        "majority": bon["maj"],
+        "pass": bon["pass"],
+        "single": {n: seed_result["policy"]["single"] * 100 for n in bon["maj"]},
+    }
+    for method in ("beam_search", "dvts"):
+        out[method] = {n: m["weighted"][n] for n, m in seed_result["search"][method].items()}
+    return {k: {int(n): v for n, v in c.items()} for k, c in out.items()}
+
+
+def token_curves(seed_result: dict[str, Any]) -> dict[str, dict[float, float]]:
+    """Accuracy (%) against mean generated tokens per problem."""
+    bon = seed_result["search"]["best_of_n"]
+    tokens = {int(n): t for n, t in bon.get("generated_tokens", {}).items()}
+    out: dict[str, dict[float, float]] = {}
+    for key in ("weighted_bon", "majority"):
+        out[key] = {tokens[int(n)]: acc for n, acc in curves(seed_result)[key].items() if int(n) in tokens}
+    for method in ("beam_search", "dvts"):
+        out[method] = {
+            m["mean_generated_tokens_per_problem"]: m["weighted"][int(n)]
+            for n, m in seed_result["search"][method].items()
+            if "mean_generated_tokens_per_problem" in m
+        }
+    return out
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_report(results: Sequence[dict[str, Any]], settings: dict[str, Any]) -> str:
+    seeds = [r["seed"] for r in results]
+    n_max = settings["n"]
+    lines = [
+        "# prmkit demo: the whole loop on the arithmetic world",
+        "",
+        f"Seeds: {seeds}. Every figure is mean ± standard deviation over the seeds, on held-out problems "
+        f"({settings['num_search_problems']} per seed for search, {settings['num_eval_solutions']} sampled "
+        "solutions per seed for ProcessBench-style evaluation). Policy: "
+        f"`{settings['policy']}`; problems: {settings['difficulty']}; sampling temperature {settings['temperature']}.",
+        "",
+        "## Policy and labels",
+        "",
+        _row(["measure", "value"]),
+        _row(["---", "---"]),
+        _row(["single-sample accuracy (%)", fmt([r["policy"]["single"] for r in results], 100)]),
+        _row(["step accuracy (%)", fmt([r["policy"]["step_accuracy"] for r in results], 100)]),
+        _row([f"majority vote @{n_max} (%)", fmt([r["search"]["best_of_n"]["maj"][n_max] for r in results])]),
+        _row([f"pass@{n_max} (%)", fmt([r["search"]["best_of_n"]["pass"][n_max] for r in results])]),
+        _row(
+            [
+                "PRM training solutions (policy samples + synthetic)",
+                fmt([r["data"]["train_rows"] for r in results], 1, 0),
+            ]
+        ),
+        _row(["MC labels vs exact: step agreement (%)", fmt([r["mc"]["step_agreement"] for r in results], 100)]),
+        _row(
+            [
+                "MC labels vs exact: first-error agreement (%)",
+                fmt([r["mc"]["first_error_agreement"] for r in results], 100),
+            ]
+        ),
+        _row(["MC labels: recall of wrong steps (%)", fmt([r["mc"]["recall_wrong"] for r in results], 100)]),
+        "",
+        "First errors of policy samples, by kind (seed 0): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(results[0]["data"]["error_kinds"].items(), key=lambda kv: -kv[1])),
+        "",
+        "## Does the PRM verify?",
+        "",
+        _row(["measure", "value", "chance"]),
+        _row(["---", "---", "---"]),
+        _row(["ProcessBench-style F1 (%)", fmt([r["prm"]["f1"] for r in results]), "-"]),
+        _row(["  accuracy on erroneous solutions (%)", fmt([r["prm"]["error_acc"] for r in results]), "-"]),
+        _row(["  accuracy on correct solutions (%)", fmt([r["prm"]["correct_acc"] for r in results]), "-"]),
+        _row(["step AUROC (held-out policy samples)", fmt([r["prm"]["step_auroc"] for r in results], 1, 3), "0.5"]),
+        _row(
+            [
+                "within-problem ranking: right above wrong sample (%)",
+                fmt([r["prm"]["ranking"] for r in results], 100),
+                "50",
+            ]
+        ),
+        _row(
+            [
+                "same prefix, right vs corrupted line: right scored higher (%)",
+                fmt([r["prm"]["line"]["pair_accuracy"] for r in results], 100),
+                "50",
+            ]
+        ),
+        _row(["  mean score of the right line", fmt([r["prm"]["line"]["mean_right"] for r in results], 1, 3), "-"]),
+        _row(
+            [
+                "  mean score of the corrupted line",
+                fmt([r["prm"]["line"]["mean_corrupted"] for r in results], 1, 3),
+                "-",
+            ]
+        ),
+        "",
+        f"## Search at N = {n_max} (accuracy %, held-out problems)",
+        "",
+        _row(["method", "accuracy", f"vs majority@{n_max}"]),
+        _row(["---", "---", "---"]),
+    ]
+    final = {key: [curves(r)[key].get(n_max, float("nan")) for r in results] for key in METHOD_LABELS}
+    majority = mean_std(final["majority"])[0]
+    verdicts = {}
+    for key, label in METHOD_LABELS.items():
+        delta = mean_std(final[key])[0] - majority
+        verdict = "-" if key in ("majority", "pass", "single") else f"{delta:+.1f}"
+        verdicts[key] = delta
+        lines.append(_row([label, fmt(final[key]), verdict]))
+    lines += ["", "## Accuracy by N (%)", ""]
+    ns = sorted({n for r in results for c in curves(r).values() for n in c})
+    lines.append(_row(["method", *[f"N={n}" for n in ns]]))
+    lines.append(_row(["---"] * (len(ns) + 1)))
+    for key, label in METHOD_LABELS.items():
+        cells = []
+        for n in ns:
+            values = [curves(r)[key][n] for r in results if n in curves(r)[key]]
+            cells.append(fmt(values) if values else "")
+        lines.append(_row([label, *cells]))
+    lines += ["", "## Stage timings (seconds)", "", _row(["stage", "wall", "CPU (process)"]), _row(["---"] * 3)]
+    for stage, (wall, cpu) in settings["timings"].items():
+        lines.append(_row([stage, f"{wall:.1f}", f"{cpu:.1f}"]))
+    lines += ["", "## Closing note", "", closing_note(verdicts, results)]
+    return "\n".join(lines) + "\n"
+
+
+def closing_note(verdicts: dict[str, float], results: Sequence[dict[str, Any]]) -> str:
+    prm_methods = ["weighted_bon", "beam_search", "dvts", "naive_bon"]
+    beat = [METHOD_LABELS[k] for k in prm_methods if verdicts[k] > 0]
+    lost = [METHOD_LABELS[k] for k in prm_methods if verdicts[k] <= 0]
+    line = statistics.fmean(r["prm"]["line"]["pair_accuracy"] for r in results)
+    text = [
+        f"The PRM tells a right line from a corrupted version of it after the same prefix in {100 * line:.0f}% of "
+        "pairs (chance: 50%), so its gains below come from checking lines, not from guessing problem difficulty."
+    ]
+    if beat:
+        text.append("Above majority vote at the largest N: " + ", ".join(beat) + ".")
+    if lost:
+        text.append(
+            "Not above majority vote: "
+            + ", ".join(lost)
+            + ". Majority vote is a strong baseline here because the policy's mistakes are scattered over many "
+            "different wrong answers while right samples agree; a method that trusts one top-scored solution (or "
+            "prunes partial solutions on step scores) loses whenever the PRM misses a single wrong line."
+        )
+    return " ".join(text)
+
+
+def scaling_plot(results: Sequence[dict[str, Any]], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_n, ax_t) = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = {
+        "weighted_bon": ("tab:blue", "-o"),
+        "naive_bon": ("tab:cyan", "-s"),
+        "beam_search": ("tab:green", "-^"),
+        "dvts": ("tab:purple", "-v"),
+        "majority": ("tab:orange", "--o"),
+        "single": ("tab:gray", ":"),
+        "pass": ("tab:red", ":x"),
+    }
+    for key, (color, style) in styles.items():
+        per_seed = [curves(r)[key] for r in results]
+        ns = sorted(set.intersection(*(set(c) for c in per_seed)))
+        means = [statistics.fmean(c[n] for c in per_seed) for n in ns]
+        ax_n.plot(ns, means, style, color=color, label=METHOD_LABELS[key])
+    for key in ("weighted_bon", "beam_search", "dvts", "majority"):
+        color, style = styles[key]
+        pts = sorted((t, a) for r in results for t, a in token_curves(r)[key].items())
+        if pts:
+            ax_t.plot(
+                [p[0] for p in pts], [p[1] for p in pts], style, color=color, label=METHOD_LABELS[key], alpha=0.8
+            )
+    ax_n.set_xscale("log", base=2)
+    ax_n.set_xlabel("N (solutions per problem)")
+    ax_n.set_ylabel("accuracy (%)")
+    ax_n.set_title("Accuracy vs N (mean over seeds)")
+    ax_t.set_xscale("log")
+    ax_t.set_xlabel("generated tokens per problem")
+    ax_t.set_title("Accuracy vs generated tokens (each seed)")
+    for ax in (ax_n, ax_t):
+        ax.grid(alpha=0.3)
+    ax_n.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
