@@ -31,7 +31,7 @@ def main(script_args: PRMScriptArguments, training_args: PRMConfig, model_args) 
     train_dataset, eval_dataset = load_datasets(script_args, training_args)
 
     callbacks = []
-    if script_args.processbench_dir:
+    if given(script_args.processbench_dir):
         from eval.callback import ProcessBenchCallback
 
         callbacks.append(

@@ -78,7 +78,12 @@ def load_weights(output_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def data_args(shared_data) -> list[str]:
-    return ["--dataset_name", str(shared_data / "processbench")]
+    return [
+        "--dataset_name",
+        str(shared_data / "processbench"),
+        "--processbench_dir",
+        str(shared_data / "processbench"),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +101,9 @@ def test_cpu_recipe_runs_end_to_end(single_process_run):
     assert read_separator(out) == "\n\n"
     card = (out / "README.md").read_text()
     assert "eval_step_accuracy" in card and "Step separator" in card and "prmkit" in card
+    # The ProcessBench callback ran at the end of training and its results went into the model card.
+    results = json.loads((out / "processbench_results.json").read_text())
+    assert "average_f1" in results and "## ProcessBench" in card
     run = losses(out)
     assert len(run) == 3 and all(0.1 < x < 2.0 for x in run)
     assert load_weights(out)["score.weight"].shape == (2, 64)
@@ -105,7 +113,17 @@ def test_ddp_two_processes_matches_one_process(tmp_path, single_process_run, dat
     out = tmp_path / "ddp"
     launch(
         ["--config_file", "accelerate_configs/ddp.yaml", "--num_processes", "2"],
-        [*data_args, "--output_dir", str(out), "--per_device_train_batch_size", "4", "--dataset_test_split", "none"],
+        [
+            *data_args,
+            "--output_dir",
+            str(out),
+            "--per_device_train_batch_size",
+            "4",
+            "--dataset_test_split",
+            "none",
+            "--processbench_dir",
+            "none",
+        ],
     )
     assert losses(out) == pytest.approx(losses(single_process_run), rel=1e-4)
     single, ddp = load_weights(single_process_run), load_weights(out)
@@ -143,7 +161,16 @@ def test_zero3_two_processes_trains_and_saves_a_loadable_model(
         [
             *data_args,
             *["--init_from_config", "none", "--model_name_or_path", initial_model_dir],
-            *["--output_dir", str(out), "--per_device_train_batch_size", "4", "--dataset_test_split", "none"],
+            *[
+                "--output_dir",
+                str(out),
+                "--per_device_train_batch_size",
+                "4",
+                "--dataset_test_split",
+                "none",
+                "--processbench_dir",
+                "none",
+            ],
         ],
     )
     assert losses(out) == pytest.approx(losses(single_process_run), rel=1e-3)

@@ -316,3 +316,76 @@ def test_recipe_help_explains_separator_escapes():
     result = run_recipe("--help")
     assert result.returncode == 0
     assert "'\\n' (backslash, n) means a newline" in " ".join(result.stdout.split())
+
+
+# ---- training extras --------------------------------------------------------------------------------------------
+
+
+def test_bf16_activation_checkpointing_and_tensorboard_logging(tmp_path, tokenizer):
+    args = make_args(
+        tmp_path,
+        max_steps=3,
+        bf16=True,
+        activation_checkpointing=True,
+        report_to="tensorboard",
+    )
+    trainer = PRMTrainer(
+        model=tiny_model(tokenizer),
+        args=args,
+        train_dataset=Dataset.from_list(learnable_rows(24, seed=10)),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    assert all(0.0 < loss < 2.0 for loss in _losses(trainer))
+    assert list((tmp_path / "out").rglob("events.out.tfevents*")), "tensorboard wrote no event file"
+
+
+def test_train_on_last_step_only_keeps_one_label_per_solution(tmp_path, tokenizer):
+    rows = [r for r in learnable_rows(40, seed=11) if len(r["completions"]) > 1]
+    trainer = PRMTrainer(
+        model=tiny_model(tokenizer),
+        args=make_args(tmp_path, train_on_last_step_only=True),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    for row, labels in zip(rows, trainer.train_dataset["labels"]):
+        kept = [x for x in labels if x != -100]
+        assert kept == [int(row["labels"][-1])]
+
+
+@pytest.mark.parametrize(("neutral_label", "expected"), [(1.0, True), (0.0, False), (0.5, 0.5)])
+def test_prm800k_neutral_steps_follow_neutral_label(tmp_path, neutral_label, expected):
+    from prm.training.pipeline import PRMScriptArguments, load_datasets
+
+    def step(text, rating):
+        return {"completions": [{"text": text, "rating": rating, "flagged": False}], "chosen_completion": 0}
+
+    record = {
+        "question": {"problem": "What is 1 + 1?"},
+        "label": {"steps": [step("1 + 1 = 2.", 1), step("So it is two.", 0), step("Answer: 3", -1)]},
+    }
+    (tmp_path / "phase2_train.jsonl").write_text(json.dumps(record) + "\n")
+    script_args = PRMScriptArguments(dataset_name=str(tmp_path), dataset_train_split="phase2_train")
+    train, test = load_datasets(script_args, make_args(tmp_path, neutral_label=neutral_label))
+    assert test is None
+    assert train[0]["labels"] == [True, expected, False]
+
+
+def test_model_card_names_base_data_separator_version_and_processbench(tmp_path):
+    from prm import __version__
+    from prm.training.model_card import write_model_card
+
+    (tmp_path / "processbench_results.json").write_text(json.dumps({"average_f1": 12.5, "gsm8k": {"f1": 20.0}}))
+    path = write_model_card(
+        str(tmp_path),
+        args=make_args(tmp_path, step_separator="\\n\\n"),
+        base_model="Qwen/Qwen2.5-Math-1.5B-Instruct",
+        dataset="peiyi9979/Math-Shepherd",
+        metrics={"eval_step_accuracy": 0.75},
+    )
+    card = Path(path).read_text()
+    assert "base_model: Qwen/Qwen2.5-Math-1.5B-Instruct" in card
+    assert "- peiyi9979/Math-Shepherd" in card
+    assert json.dumps("\n\n") in card
+    assert f"prmkit version: {__version__}" in card
+    assert '"average_f1": 12.5' in card and "eval_step_accuracy | 0.75" in card
