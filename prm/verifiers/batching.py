@@ -17,7 +17,7 @@ from .base import Verifier
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TOKEN_BUDGET = 16384
+DEFAULT_TOKEN_BUDGET = 32768
 
 
 @dataclass
