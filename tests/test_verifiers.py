@@ -261,3 +261,24 @@ def test_detect_verifier_type():
     )
     with pytest.raises(ValueError, match="--verifier_type"):
         detect_verifier_type("my/causal-prm", {"architectures": ["LlamaForCausalLM"]})
+
+
+def test_last_layer_shortcut_equals_full_forward(causal_lm):
+    from transformers import MistralConfig, MistralModel
+
+    from prm.verifiers.last_layer import last_layer_at_positions, supports_last_layer_at_positions
+
+    model, _ = causal_lm
+    body = model.model
+    assert supports_last_layer_at_positions(body)
+    torch.manual_seed(3)
+    ids = torch.randint(5, 100, (3, 40))
+    rows = torch.tensor([0, 0, 0, 1, 2, 2])
+    positions = torch.tensor([3, 17, 39, 0, 25, 30])
+    with torch.no_grad():
+        full = body(input_ids=ids, use_cache=False).last_hidden_state[rows, positions]
+        short = last_layer_at_positions(body, ids, rows, positions, use_cache=False)
+    torch.testing.assert_close(short, full, atol=1e-5, rtol=1e-5)
+    windowed = MistralModel(MistralConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                          num_attention_heads=4, num_key_value_heads=2, sliding_window=8))  # fmt: skip
+    assert not supports_last_layer_at_positions(windowed)  # falls back to the stock forward

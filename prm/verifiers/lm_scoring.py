@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .batching import Encoded
+from .last_layer import hidden_at_positions
 
 
 def body_kwargs(model) -> dict:
@@ -63,7 +64,7 @@ def candidate_margins(
         logits = model(input_ids=input_ids).logits[rows, positions]
         picked = logits[:, [good_id, bad_id]].float()
     else:
-        hidden = body(input_ids=input_ids, **body_kwargs(model)).last_hidden_state[rows, positions]
+        hidden = hidden_at_positions(body, input_ids, rows, positions, **body_kwargs(model))
         ids = torch.tensor([good_id, bad_id], device=hidden.device)
         bias = head.bias[ids] if head.bias is not None else None
         picked = F.linear(hidden, head.weight[ids], bias).float()

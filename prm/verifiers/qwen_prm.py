@@ -15,6 +15,7 @@ import os
 import torch
 
 from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, context_limit
+from .last_layer import hidden_at_positions
 from .lm_scoring import body_kwargs, truncated_encoding
 from .token_cls import class_margin
 
@@ -164,8 +165,8 @@ class QwenPRMVerifier(BatchedVerifier):
 
     def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if isinstance(self.model, ProcessRewardModel):
-            hidden = self.model.body(input_ids=input_ids, **body_kwargs(self.model)).last_hidden_state
-            logits = self.model.score(hidden[rows, positions])
+            body = self.model.body
+            logits = self.model.score(hidden_at_positions(body, input_ids, rows, positions, **body_kwargs(body)))
         else:
             out = self.model(input_ids=input_ids)
             logits = (out.logits if hasattr(out, "logits") else out[0])[rows, positions]

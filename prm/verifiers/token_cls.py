@@ -9,6 +9,7 @@ import torch
 from prm.data import build_example, decode_separator, read_separator
 
 from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_head, context_limit
+from .last_layer import hidden_at_positions
 from .lm_scoring import body_kwargs
 
 logger = logging.getLogger(__name__)
@@ -111,9 +112,9 @@ class TokenClassificationVerifier(BatchedVerifier):
     def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if self._fast is not None:
             body, head = self._fast
-            hidden = body(input_ids=input_ids, **body_kwargs(self.model)).last_hidden_state
-            # The head only runs where a step is scored (dropout is off in eval mode, so this is the same math).
-            logits = head(hidden[rows, positions])
+            # The head (and the last layer, where supported) only runs where a step is scored; dropout is off in
+            # eval mode, so this is the same math as the full forward.
+            logits = head(hidden_at_positions(body, input_ids, rows, positions, **body_kwargs(self.model)))
         else:
             logits = self.model(input_ids=input_ids).logits[rows, positions]
         return class_margin(logits)
