@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoModelForTokenClassification, LlamaConfig
+from transformers import AutoModelForTokenClassification, Qwen2Config
 
 from eval.config import ProcessBenchArguments, VerifierArguments
 from eval.processbench import (
@@ -68,7 +68,8 @@ def test_malformed_rows_name_row_and_field(tmp_path, shared_data):
 def tiny_prm_dir(tmp_path_factory, deepseek_tokenizer):
     torch.manual_seed(0)
     tok = deepseek_tokenizer
-    config = LlamaConfig(
+    # A Qwen2 body with the DeepSeek tokenizer: the verifier must reload the tokenizer exactly as saved.
+    config = Qwen2Config(
         vocab_size=len(tok),
         hidden_size=32,
         intermediate_size=64,

@@ -151,7 +151,7 @@ def _qwen_prm_checkpoint(path, head_keys: str = "mlp"):
 
 def test_qwen_prm_loads_head_natively_and_matches_reference(tmp_path):
     body, head, tok = _qwen_prm_checkpoint(tmp_path)
-    verifier = load_verifier(str(tmp_path), device="cpu", tokenizer=tok)
+    verifier = load_verifier(str(tmp_path), device="cpu")  # the saved tiny tokenizer, despite the qwen2 type
     assert isinstance(verifier, QwenPRMVerifier)
     scores = verifier.score(PROBLEMS, SOLUTIONS)
 

@@ -54,9 +54,9 @@ class ChatPlusMinusVerifier(BatchedVerifier):
     def from_pretrained(
         cls, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None, **kwargs
     ):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        from .loading import default_device, default_dtype
+        from .loading import default_device, default_dtype, load_tokenizer
 
         device = device or default_device()
         model = AutoModelForCausalLM.from_pretrained(
@@ -65,7 +65,7 @@ class ChatPlusMinusVerifier(BatchedVerifier):
             trust_remote_code=trust_remote_code,
             use_safetensors=True,
         ).to(device)
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, **kwargs)
 
     def messages(self, problem: str, steps: list[str], upto: int | None = None) -> list[dict[str, str]]:

@@ -122,13 +122,13 @@ class QwenPRMVerifier(BatchedVerifier):
     def from_pretrained(
         cls, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None, **kwargs
     ):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        from .loading import default_device, default_dtype
+        from .loading import default_device, default_dtype, load_tokenizer
 
         device = device or default_device()
         dtype = dtype or default_dtype(device)
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
         body = AutoModel.from_pretrained(name_or_path, dtype=dtype, use_safetensors=True, trust_remote_code=False)
         head = load_reward_head(name_or_path, body.config.hidden_size)
         if head is not None:

@@ -72,9 +72,9 @@ class TokenClassificationVerifier(BatchedVerifier):
         tokenizer=None,
         **kwargs,
     ) -> TokenClassificationVerifier:
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
+        from transformers import AutoModelForTokenClassification
 
-        from .loading import default_device, default_dtype
+        from .loading import default_device, default_dtype, load_tokenizer
 
         device = device or default_device()
         model = AutoModelForTokenClassification.from_pretrained(
@@ -83,7 +83,7 @@ class TokenClassificationVerifier(BatchedVerifier):
             trust_remote_code=trust_remote_code,
             use_safetensors=True,
         ).to(device)
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
         if step_separator is None:
             step_separator = read_separator(name_or_path)
             logger.info("Step separator %r (from the model's config)", step_separator)
