@@ -389,3 +389,17 @@ def test_model_card_names_base_data_separator_version_and_processbench(tmp_path)
     assert json.dumps("\n\n") in card
     assert f"prmkit version: {__version__}" in card
     assert '"average_f1": 12.5' in card and "eval_step_accuracy | 0.75" in card
+
+
+def test_dataset_num_proc_tokenizes_identically(tmp_path, tokenizer):
+    train = Dataset.from_list(learnable_rows(64, seed=12))
+    datasets = []
+    for num_proc in (None, 2):
+        trainer = PRMTrainer(
+            model=tiny_model(tokenizer),
+            args=make_args(tmp_path, dataset_num_proc=num_proc),
+            train_dataset=train,
+            processing_class=tokenizer,
+        )
+        datasets.append(trainer.train_dataset.to_dict())
+    assert datasets[0] == datasets[1]

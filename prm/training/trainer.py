@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -101,6 +102,18 @@ class PRMTrainer(Trainer):
                     f"({', '.join(PADDING_FREE_ATTENTION)}); this model uses {attention!r}. Set padding_free=False."
                 )
 
+        if peft_config is not None and args.merge_lora_on_save:
+            from transformers.integrations import is_deepspeed_zero3_enabled
+
+            if is_deepspeed_zero3_enabled():
+                raise ValueError(
+                    "merge_lora_on_save cannot merge adapters sharded by ZeRO-3; use ZeRO-2 or DDP for LoRA, or set "
+                    "merge_lora_on_save=False and merge the saved adapters afterwards."
+                )
+        # Models whose forward takes no use_cache (encoders) must not be passed one.
+        forward = inspect.signature(_unwrap_peft(model).forward).parameters
+        self._pass_use_cache = "use_cache" in forward
+
         # Recorded before any wrapping so every checkpoint's config.json carries it.
         save_separator(_unwrap_peft(model).config, args.separator)
         if peft_config is not None:
@@ -173,7 +186,7 @@ class PRMTrainer(Trainer):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         # A cache would disable transformers' packed-sequence mask (padding-free) and is useless in training.
-        outputs = model(**inputs, use_cache=False)
+        outputs = model(**inputs, use_cache=False) if self._pass_use_cache else model(**inputs)
         loss_sum, count = prm_loss_sum(outputs.logits, labels)
         if num_items_in_batch is not None:
             loss = loss_sum / torch.clamp(torch.as_tensor(num_items_in_batch, device=loss_sum.device), min=1)
@@ -216,11 +229,6 @@ class PRMTrainer(Trainer):
         ``merge_lora_on_save`` is set, so the output is a plain ``AutoModelForTokenClassification``."""
         unwrapped = self.accelerator.unwrap_model(self.model)
         if not _internal_call and self.args.merge_lora_on_save and hasattr(unwrapped, "merge_and_unload"):
-            if self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
-                raise ValueError(
-                    "merge_lora_on_save cannot merge adapters sharded by ZeRO-3; use ZeRO-2 or DDP for LoRA, or set "
-                    "merge_lora_on_save=False and merge the saved adapters afterwards."
-                )
             merged = unwrapped.merge_and_unload()
             self.model = self.model_wrapped = merged
         super().save_model(output_dir, _internal_call=_internal_call)
