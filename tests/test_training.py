@@ -164,13 +164,17 @@ def _losses(trainer) -> list[float]:
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, tokenizer):
-    train = Dataset.from_list(learnable_rows(96, seed=5))
-    full_args = make_args(tmp_path / "full", max_steps=8)
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, tokenizer, group_by_length):
+    # 40 rows = 5 steps per epoch: the checkpoint at step 4 and the resumed steps cross an epoch boundary.
+    train = Dataset.from_list(learnable_rows(40, seed=5))
+    full_args = make_args(tmp_path / "full", max_steps=8, group_by_length=group_by_length)
     full = PRMTrainer(model=tiny_model(tokenizer), args=full_args, train_dataset=train, processing_class=tokenizer)
     full.train()
 
-    part_args = make_args(tmp_path / "part", max_steps=8, save_strategy="steps", save_steps=4)
+    part_args = make_args(
+        tmp_path / "part", max_steps=8, save_strategy="steps", save_steps=4, group_by_length=group_by_length
+    )
     interrupted = PRMTrainer(
         model=tiny_model(tokenizer), args=part_args, train_dataset=train, processing_class=tokenizer
     )

@@ -43,6 +43,19 @@ def prm_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
     return losses.sum(), mask.sum()
 
 
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length grouping whose order depends only on (seed, epoch), so a run resumed from a checkpoint in any epoch
+    sees the same batches as an uninterrupted one (the Trainer calls ``set_epoch`` at every epoch)."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
 def _unwrap_peft(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -209,10 +222,10 @@ class PRMTrainer(Trainer):
         lengths = pc.list_value_length(train_dataset.data.column("input_ids")).to_numpy().tolist()
         if train_dataset._indices is not None:
             lengths = [lengths[i] for i in train_dataset._indices.column(0).to_pylist()]
-        return LengthGroupedSampler(
+        return EpochSeededLengthGroupedSampler(
             self.args.train_batch_size * self.args.gradient_accumulation_steps,
             lengths=lengths,
-            generator=torch.Generator().manual_seed(self.args.data_seed or self.args.seed),
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
 
     def get_eval_dataloader(self, eval_dataset=None):
