@@ -209,7 +209,9 @@ def main() -> None:
     parser.add_argument("--worker", choices=RUNS, help=argparse.SUPPRESS)
     parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of " + ",".join(RUNS))
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--split", default="gsm8k", help="ProcessBench split to train on")
+    parser.add_argument(
+        "--split", default="math", help="ProcessBench split to train on (math: MATH solutions, as in PRM800K)"
+    )
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=2048)

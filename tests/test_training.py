@@ -350,11 +350,15 @@ def test_train_on_last_step_only_keeps_one_label_per_solution(tmp_path, tokenize
         model=tiny_model(tokenizer),
         args=make_args(tmp_path, train_on_last_step_only=True),
         train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
     for row, labels in zip(rows, trainer.train_dataset["labels"]):
         kept = [x for x in labels if x != -100]
         assert kept == [int(row["labels"][-1])]
+    # Evaluation still scores every step.
+    for row, labels in zip(rows, trainer.eval_dataset["labels"]):
+        assert [x for x in labels if x != -100] == [int(x) for x in row["labels"]]
 
 
 @pytest.mark.parametrize(("neutral_label", "expected"), [(1.0, True), (0.0, False), (0.5, 0.5)])

@@ -136,7 +136,10 @@ class PRMTrainer(Trainer):
         if args.disable_dropout:
             _disable_dropout(model)
 
-        train_dataset = self._tokenize_if_needed(train_dataset, processing_class, args, "train")
+        train_dataset = self._tokenize_if_needed(
+            train_dataset, processing_class, args, "train", args.train_on_last_step_only
+        )
+        # Evaluation always scores every step (as TRL did): train_on_last_step_only shapes training only.
         if isinstance(eval_dataset, dict):
             eval_dataset = {
                 k: self._tokenize_if_needed(v, processing_class, args, f"eval/{k}") for k, v in eval_dataset.items()
@@ -176,7 +179,7 @@ class PRMTrainer(Trainer):
             self.model.add_model_tags(["prmkit", "process-reward-model"])
 
     @staticmethod
-    def _tokenize_if_needed(dataset, tokenizer, args: PRMConfig, name: str):
+    def _tokenize_if_needed(dataset, tokenizer, args: PRMConfig, name: str, last_step_only: bool = False):
         if dataset is None or "input_ids" in dataset.column_names:
             return dataset
         from accelerate import PartialState
@@ -187,7 +190,7 @@ class PRMTrainer(Trainer):
                 tokenizer,
                 step_separator=args.separator,
                 max_length=args.max_length,
-                train_on_last_step_only=args.train_on_last_step_only,
+                train_on_last_step_only=last_step_only,
                 num_proc=args.dataset_num_proc,
                 name=name,
             )
