@@ -11,7 +11,12 @@ full re-scoring, and the scores equal ``TokenClassificationVerifier.score`` up t
 
 Memory: a node stores only the key/value states of its own new tokens plus a link to its parent; a prefix is
 assembled when a node is expanded. ``release(keep)`` drops every node that is neither kept nor an ancestor of
-a kept node, so only the live beams' paths stay in memory. Solutions longer than the model's context are not
+a kept node, so only the live beams' paths stay in memory.
+
+Batching: every new step of one ``score`` call goes through the model in one forward pass (per chunk of
+``max_batch_size`` rows), whatever node it continues: each row's prefix is gathered into a left-padded batch
+cache (see ``PrefixCachedScorer._extend``). One pass per parent instead made the many small calls slower than
+full re-scoring despite far fewer tokens. Solutions longer than the model's context are not
 truncated here (tree search bounds them with its token budget).
 """
 
@@ -54,7 +59,9 @@ class ScoreResult:
 @dataclass
 class _Node:
     parent: _Node | None
-    layers: list[tuple[torch.Tensor, torch.Tensor]]  # this node's own new positions only, batch dim 1
+    # Keys and values of this node's own new positions only, all layers in one tensor
+    # ``[layers, 2 (key, value), kv_heads, new positions, head_dim]`` (None: no positions of its own).
+    kv: torch.Tensor | None
     length: int  # total tokens from the start of the sequence
     scores: list[float] = field(default_factory=list)  # one per step covered by this node's state
 
@@ -152,7 +159,7 @@ class PrefixCachedScorer:
             if row.ids:
                 runnable.append(i)
             else:  # no new step (e.g. the generator produced an empty one): the state is the parent's
-                out[i] = (_Node(row.parent, [], row.parent.length), [])
+                out[i] = (_Node(row.parent, None, row.parent.length), [])
         # Similar prefix and new lengths share a chunk, so little padding goes through the model.
         runnable.sort(key=lambda i: (rows[i].parent.length, len(rows[i].ids)))
         for start in range(0, len(runnable), self.max_batch_size):
@@ -204,27 +211,8 @@ class PrefixCachedScorer:
         device = self.device
         cache = DynamicCache()
         if past:
-            by_parent: dict[int, list[int]] = {}
-            for i, r in enumerate(rows):
-                if r.parent is not None and r.parent.length:
-                    by_parent.setdefault(id(r.parent), []).append(i)
-            layers = None
-            for members in by_parent.values():
-                prefix = _materialize(rows[members[0]].parent)
-                if layers is None:
-                    layers = [
-                        (
-                            k.new_zeros(batch, k.shape[1], past, k.shape[3]),
-                            v.new_zeros(batch, v.shape[1], past, v.shape[3]),
-                        )
-                        for k, v in prefix
-                    ]
-                index = torch.tensor(members, device=device)
-                start = past - lengths[members[0]]
-                for (k_all, v_all), (k, v) in zip(layers, prefix):
-                    k_all[index, :, start:] = k
-                    v_all[index, :, start:] = v
-            cache = DynamicCache(ddp_cache_data=layers)
+            kv = _gather_prefixes([r.parent for r in rows], past).to(device)
+            cache = DynamicCache(ddp_cache_data=[(layer[0], layer[1]) for layer in kv])
         mask = torch.zeros(batch, past + width, dtype=torch.long)
         for i, (r, length) in enumerate(zip(rows, lengths)):
             mask[i, past - length : past + len(r.ids)] = 1
@@ -242,15 +230,14 @@ class PrefixCachedScorer:
         probs = (
             margins_to_probs(class_margin(self.head(hidden[index_rows, index_pos])).cpu()) if len(index_pos) else []
         )
-        cached = [(layer.keys, layer.values) for layer in cache.layers]
+        new_kv = torch.stack(
+            [torch.stack([layer.keys[:, :, past:], layer.values[:, :, past:]]) for layer in cache.layers]
+        )
         out = []
         cursor = 0
         for i, (r, length) in enumerate(zip(rows, lengths)):
             # Clone: a view would keep the whole padded batch tensor alive.
-            segment = [
-                (k[i : i + 1, :, past : past + r.keep_len].clone(), v[i : i + 1, :, past : past + r.keep_len].clone())
-                for k, v in cached
-            ]
+            segment = new_kv[:, :, i, :, : r.keep_len].clone() if r.keep_len else None
             out.append((_Node(r.parent, segment, length + r.keep_len), probs[cursor : cursor + len(r.ends)]))
             cursor += len(r.ends)
             self.tokens_processed += len(r.ids)
@@ -267,17 +254,41 @@ class _Row:
     keep_len: int
 
 
-def _materialize(node: _Node) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The full key/value prefix of a node: its ancestors' segments concatenated along the sequence axis."""
-    chain = []
-    while node is not None:
-        if node.layers:
-            chain.append(node.layers)
-        node = node.parent
-    chain.reverse()
-    if not chain:
-        return []
-    return [
-        (torch.cat([seg[li][0] for seg in chain], dim=2), torch.cat([seg[li][1] for seg in chain], dim=2))
-        for li in range(len(chain[0]))
-    ]
+def _gather_prefixes(parents: list[_Node | None], past: int) -> torch.Tensor:
+    """Every row's full prefix, left-padded to ``past`` positions: ``[layers, 2, rows, kv_heads, past, head_dim]``.
+
+    Few large tensor operations whatever the tree's shape (one concatenation of every segment the rows need, shared
+    ancestors once, and one gather), since many small copies cost more than the attention they feed.
+    """
+    pieces: list[torch.Tensor] = []
+    offsets: dict[int, int] = {}
+    index_of: dict[int, list[int]] = {}  # per distinct parent: column of each prefix position in the concatenation
+    rows_index: list[list[int]] = []
+    total = 1  # column 0 is the zero padding
+    for parent in parents:
+        if parent is None or not parent.length:
+            rows_index.append([0] * past)
+            continue
+        if id(parent) not in index_of:
+            chain = []
+            node = parent
+            while node is not None:
+                if node.kv is not None:
+                    chain.append(node)
+                node = node.parent
+            columns: list[int] = []
+            for seg in reversed(chain):
+                if id(seg) not in offsets:
+                    offsets[id(seg)] = total
+                    pieces.append(seg.kv)
+                    total += seg.kv.shape[3]
+                start = offsets[id(seg)]
+                columns.extend(range(start, start + seg.kv.shape[3]))
+            index_of[id(parent)] = [0] * (past - len(columns)) + columns
+        rows_index.append(index_of[id(parent)])
+    first = pieces[0]
+    pad = first.new_zeros(*first.shape[:3], 1, first.shape[4])
+    flat = torch.cat([pad, *pieces], dim=3)
+    index = torch.tensor(rows_index, dtype=torch.long, device=flat.device).view(-1)
+    layers, two, heads, _, dim = flat.shape
+    return flat.index_select(3, index).view(layers, two, heads, len(parents), past, dim).transpose(2, 3)
