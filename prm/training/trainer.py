@@ -243,11 +243,19 @@ class PRMTrainer(Trainer):
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Save the model; the final (user-called) save of a LoRA run merges the adapters first when
         ``merge_lora_on_save`` is set, so the output is a plain ``AutoModelForTokenClassification``."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
         unwrapped = self.accelerator.unwrap_model(self.model)
         if not _internal_call and self.args.merge_lora_on_save and hasattr(unwrapped, "merge_and_unload"):
-            merged = unwrapped.merge_and_unload()
-            self.model = self.model_wrapped = merged
-        super().save_model(output_dir, _internal_call=_internal_call)
+            self.model = unwrapped.merge_and_unload()
+            self._lora_merged = True
+        if getattr(self, "_lora_merged", False):
+            # The merged model lives outside the DDP/DeepSpeed wrappers (ZeRO-3 was refused at init, so every
+            # rank holds full weights): save it directly instead of through the engine's checkpoint path.
+            self._save(output_dir)
+            if self.args.push_to_hub and not _internal_call:
+                self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+        else:
+            super().save_model(output_dir, _internal_call=_internal_call)
         if not _internal_call and self.args.should_save:
             self.create_model_card(output_dir=output_dir)
 
