@@ -20,7 +20,15 @@ import logging
 import sys
 
 from prm.training import PRMConfig, PRMTrainer
-from prm.training.pipeline import PRMScriptArguments, build_model, given, load_datasets, load_tokenizer, lora_config
+from prm.training.pipeline import (
+    PRMScriptArguments,
+    build_model,
+    given,
+    load_datasets,
+    load_tokenizer,
+    lora_config,
+    resume_argument,
+)
 
 logger = logging.getLogger("train_prm")
 
@@ -52,9 +60,11 @@ def main(script_args: PRMScriptArguments, training_args: PRMConfig, model_args) 
             "dataset_splits": f"train: {script_args.dataset_train_split}",
         },
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_argument(training_args.resume_from_checkpoint))
     if eval_dataset is not None:
-        trainer.log_metrics("eval", trainer.evaluate())
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # trainer_state.json: the loss curve (log_history)
     if trainer.is_world_process_zero():

@@ -411,3 +411,20 @@ def test_dataset_num_proc_tokenizes_identically(tmp_path, tokenizer):
         )
         datasets.append(trainer.train_dataset.to_dict())
     assert datasets[0] == datasets[1]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("none", None),
+        ("false", None),
+        ("true", True),
+        ("last", True),
+        ("out/checkpoint-4", "out/checkpoint-4"),
+    ],
+)
+def test_resume_from_checkpoint_command_line_values(value, expected):
+    from prm.training.pipeline import resume_argument
+
+    assert resume_argument(value) == expected

