@@ -135,8 +135,8 @@ class PrefixCachedScorer:
         length), whatever node each request continues: one forward pass for new problems' prompts, one per chunk.
         """
         self.model.eval()
-        missing = [p for p in dict.fromkeys(r.problem for r in requests if r.parent is None)]
-        missing = [p for p in missing if (_ROOT, p) not in self._nodes]
+        new_problems = dict.fromkeys(r.problem for r in requests if r.parent is None)
+        missing = [p for p in new_problems if (_ROOT, p) not in self._nodes]
         if missing:
             bos = self.tokenizer.bos_token_id
             prompts = [([bos] if bos is not None else []) + ids for ids in self._ids(missing)]
@@ -211,7 +211,7 @@ class PrefixCachedScorer:
         device = self.device
         cache = DynamicCache()
         if past:
-            kv = _gather_prefixes([r.parent for r in rows], past).to(device)
+            kv = _gather_prefixes([r.parent for r in rows], past)
             cache = DynamicCache(ddp_cache_data=[(layer[0], layer[1]) for layer in kv])
         mask = torch.zeros(batch, past + width, dtype=torch.long)
         for i, (r, length) in enumerate(zip(rows, lengths)):
