@@ -171,19 +171,29 @@ def closing_note(verdicts: dict[str, float], results: Sequence[dict[str, Any]]) 
     beat = [METHOD_LABELS[k] for k in prm_methods if verdicts[k] > 0]
     lost = [METHOD_LABELS[k] for k in prm_methods if verdicts[k] <= 0]
     line = statistics.fmean(r["prm"]["line"]["pair_accuracy"] for r in results)
+    ranking = mean_std([r["prm"]["ranking"] for r in results])[0]
+    auroc = mean_std([r["prm"]["step_auroc"] for r in results])[0]
     text = [
-        f"The PRM tells a right line from a corrupted version of it after the same prefix in {100 * line:.0f}% of "
-        "pairs (chance: 50%), so its gains below come from checking lines, not from guessing problem difficulty."
+        f"The PRM prefers the right line over a corrupted version of it after the same prefix in {100 * line:.0f}% "
+        f"of pairs, and ranks a right sample above a wrong sample of the same problem in {100 * ranking:.0f}% of "
+        f"pairs (chance: 50% for both), while its global step AUROC is {auroc:.2f}."
     ]
+    if ranking < 0.65:
+        text.append(
+            "So it verifies only weakly: most of what a global AUROC rewards is knowing which problems and which "
+            "positions are hard, which does not help choose among samples of one problem. Learning to check a "
+            "line's arithmetic needs more PRM training than this demo's budget gives it."
+        )
     if beat:
         text.append("Above majority vote at the largest N: " + ", ".join(beat) + ".")
     if lost:
         text.append(
             "Not above majority vote: "
             + ", ".join(lost)
-            + ". Majority vote is a strong baseline here because the policy's mistakes are scattered over many "
-            "different wrong answers while right samples agree; a method that trusts one top-scored solution (or "
-            "prunes partial solutions on step scores) loses whenever the PRM misses a single wrong line."
+            + ". Majority vote is a strong baseline here: the policy's mistakes scatter over many different wrong "
+            "answers while right samples agree, so a verifier must be better than that agreement to add anything; "
+            "a method that trusts one top-scored solution, or prunes partial solutions on step scores (beam search, "
+            "DVTS), loses whenever the PRM misjudges a line, and beam search also loses diversity."
         )
     return " ".join(text)
 
