@@ -139,3 +139,19 @@ def test_separator_is_saved_with_the_model_config(tmp_path):
     untagged = tmp_path / "untagged"
     tiny_qwen2_config(vocab_size=32).save_pretrained(untagged)
     assert read_separator(str(untagged)) == "\n"
+
+
+def test_saved_tokenizer_reloads_exactly_beside_a_qwen2_config(tmp_path, deepseek_tokenizer):
+    """transformers 5 would swap in Qwen2Tokenizer here and change the ids; prmkit's loader must not."""
+    from prm.data import load_tokenizer
+    from tests.tiny import tiny_qwen2_config
+
+    deepseek_tokenizer.save_pretrained(tmp_path)
+    tiny_qwen2_config(vocab_size=len(deepseek_tokenizer)).save_pretrained(tmp_path)
+    reloaded = load_tokenizer(str(tmp_path))
+    text = "Step 1: 12 + 30 = 42.\n\nSo the answer is \\boxed{42}."
+    assert (
+        reloaded(text, add_special_tokens=False)["input_ids"]
+        == deepseek_tokenizer(text, add_special_tokens=False)["input_ids"]
+    )
+    assert tokenize_row(ROW, reloaded, "\n\n") == tokenize_row(ROW, deepseek_tokenizer, "\n\n")

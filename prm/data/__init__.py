@@ -12,6 +12,7 @@ from .format import StepwiseFormatError, has_soft_labels, validate_dataset, vali
 from .loading import load_raw_dataset, load_stepwise_dataset
 from .separator import DEFAULT_SEPARATOR, decode_separator, read_separator, save_separator
 from .tokenize import IGNORE_INDEX, TruncationReport, build_example, tokenize_dataset, tokenize_row
+from .tokenizer import load_tokenizer
 
 __all__ = [
     "DEFAULT_NEUTRAL_LABEL",
@@ -26,6 +27,7 @@ __all__ = [
     "has_soft_labels",
     "load_raw_dataset",
     "load_stepwise_dataset",
+    "load_tokenizer",
     "math_shepherd_row",
     "prm800k_row",
     "processbench_row",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from prm.data import detect_layout, load_raw_dataset, load_stepwise_dataset
+from prm.data import load_tokenizer as load_saved_tokenizer
 
 from .config import PRMConfig
 
@@ -95,12 +96,10 @@ def resolve_tokenizer_path(name_or_path: str) -> str:
 
 
 def load_tokenizer(script_args: PRMScriptArguments, model_args):
-    from transformers import AutoTokenizer
-
     name = script_args.tokenizer_name_or_path or model_args.model_name_or_path
     if name is None:
         raise ValueError("Set model_name_or_path or tokenizer_name_or_path")
-    tokenizer = AutoTokenizer.from_pretrained(
+    tokenizer = load_saved_tokenizer(
         resolve_tokenizer_path(name),
         revision=model_args.model_revision if not script_args.tokenizer_name_or_path else None,
         trust_remote_code=script_args.trust_remote_code,

@@ -27,23 +27,6 @@ def default_dtype(device) -> torch.dtype:
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
-def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
-    """The tokenizer saved with a checkpoint, exactly as it was saved.
-
-    ``AutoTokenizer`` in transformers 5 swaps in the model type's own tokenizer class for some model types
-    (qwen2 among them) even when the checkpoint saved a plain tokenizers-backed one, which silently changes the
-    tokenization of e.g. a DeepSeek-tokenizer PRM built on a Qwen2 config. A checkpoint that declares the plain
-    backend is therefore loaded with that backend directly.
-    """
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-    from transformers.models.auto.tokenization_auto import get_tokenizer_config
-
-    declared = get_tokenizer_config(name_or_path).get("tokenizer_class")
-    if declared in ("TokenizersBackend", "PreTrainedTokenizerFast"):
-        return PreTrainedTokenizerFast.from_pretrained(name_or_path)
-    return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-
-
 def detect_verifier_type(name_or_path: str, config: dict) -> str:
     """The verifier type a checkpoint's config implies; raises when it is ambiguous."""
     architectures = config.get("architectures") or []

@@ -124,7 +124,9 @@ class QwenPRMVerifier(BatchedVerifier):
     ):
         from transformers import AutoModel
 
-        from .loading import default_device, default_dtype, load_tokenizer
+        from prm.data import load_tokenizer
+
+        from .loading import default_device, default_dtype
 
         device = device or default_device()
         dtype = dtype or default_dtype(device)

@@ -57,7 +57,9 @@ class StepTagVerifier(BatchedVerifier):
     ):
         from transformers import AutoModelForCausalLM
 
-        from .loading import default_device, default_dtype, load_tokenizer
+        from prm.data import load_tokenizer
+
+        from .loading import default_device, default_dtype
 
         device = device or default_device()
         model = AutoModelForCausalLM.from_pretrained(

@@ -85,7 +85,9 @@ class TokenClassificationVerifier(BatchedVerifier):
     ) -> TokenClassificationVerifier:
         from transformers import AutoModelForTokenClassification
 
-        from .loading import default_device, default_dtype, load_tokenizer
+        from prm.data import load_tokenizer
+
+        from .loading import default_device, default_dtype
 
         device = device or default_device()
         model = AutoModelForTokenClassification.from_pretrained(

@@ -93,12 +93,10 @@ class OpenAIGenerator(Generator):
     def tokenizer(self):
         """Loaded on first use: only the chat template needs it."""
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
+            from prm.data import load_tokenizer
 
             try:
-                self._tokenizer = AutoTokenizer.from_pretrained(
-                    self.tokenizer_name_or_path, trust_remote_code=self.trust_remote_code
-                )
+                self._tokenizer = load_tokenizer(self.tokenizer_name_or_path, trust_remote_code=self.trust_remote_code)
             except OSError as e:
                 raise OSError(
                     f"Could not load a tokenizer from {self.tokenizer_name_or_path!r} for the chat template; "

@@ -56,13 +56,15 @@ class TransformersGenerator(Generator):
         max_batch_size: int = 32,
         show_progress: bool = False,
     ):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
+
+        from prm.data import load_tokenizer
 
         if model is None and model_name_or_path is None:
             raise ValueError("TransformersGenerator needs model_name_or_path or a model")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer = load_tokenizer(
                 tokenizer_name_or_path or model_name_or_path, trust_remote_code=trust_remote_code
             )
         if model is None:

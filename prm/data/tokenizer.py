@@ -1,0 +1,21 @@
+"""Load a checkpoint's tokenizer exactly as it was saved."""
+
+from __future__ import annotations
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, revision: str | None = None):
+    """The tokenizer saved with a checkpoint (local directory or hub name), exactly as it was saved.
+
+    ``AutoTokenizer`` in transformers 5 swaps in the model type's own tokenizer class for some model types (qwen2
+    among them) even when the checkpoint saved a plain tokenizers-backed one. That silently changes token ids, e.g.
+    for a PRM built on a Qwen2 config with the DeepSeek tokenizer, and then training, evaluation and search would
+    disagree on the layout. A checkpoint that declares the plain backend is therefore loaded with that backend.
+    Every loader in prmkit goes through this function.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+    declared = get_tokenizer_config(name_or_path, revision=revision).get("tokenizer_class")
+    if declared in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+        return PreTrainedTokenizerFast.from_pretrained(name_or_path, revision=revision)
+    return AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
