@@ -260,6 +260,8 @@ def int_keys(value):
     """JSON turns the n of ``{n: accuracy}`` into strings; turn them back."""
     if isinstance(value, dict):
         return {int(k) if isinstance(k, str) and k.isdigit() else k: int_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [int_keys(v) for v in value]
     return value
 
 

@@ -48,16 +48,17 @@ def curves(seed_result: dict[str, Any]) -> dict[str, dict[int, float]]:
     return {k: {int(n): v for n, v in c.items()} for k, c in out.items()}
 
 
-def token_curves(seed_result: dict[str, Any]) -> dict[str, dict[float, float]]:
-    """Accuracy (%) against mean generated tokens per problem."""
+def token_curves(seed_result: dict[str, Any]) -> dict[str, dict[int, tuple[float, float]]]:
+    """For each method, ``{N: (mean generated tokens per problem, accuracy %)}``."""
     bon = seed_result["search"]["best_of_n"]
     tokens = {int(n): t for n, t in bon.get("generated_tokens", {}).items()}
-    out: dict[str, dict[float, float]] = {}
+    by_n = curves(seed_result)
+    out: dict[str, dict[int, tuple[float, float]]] = {}
     for key in ("weighted_bon", "majority"):
-        out[key] = {tokens[int(n)]: acc for n, acc in curves(seed_result)[key].items() if int(n) in tokens}
+        out[key] = {n: (tokens[n], acc) for n, acc in by_n[key].items() if n in tokens}
     for method in ("beam_search", "dvts"):
         out[method] = {
-            m["mean_generated_tokens_per_problem"]: m["weighted"][int(n)]
+            int(n): (m["mean_generated_tokens_per_problem"], m["weighted"][int(n)])
             for n, m in seed_result["search"][method].items()
             if "mean_generated_tokens_per_problem" in m
         }
@@ -221,18 +222,19 @@ def scaling_plot(results: Sequence[dict[str, Any]], path: str | Path) -> None:
         ax_n.plot(ns, means, style, color=color, label=METHOD_LABELS[key])
     for key in ("weighted_bon", "beam_search", "dvts", "majority"):
         color, style = styles[key]
-        pts = sorted((t, a) for r in results for t, a in token_curves(r)[key].items())
-        if pts:
-            ax_t.plot(
-                [p[0] for p in pts], [p[1] for p in pts], style, color=color, label=METHOD_LABELS[key], alpha=0.8
-            )
+        per_seed = [token_curves(r)[key] for r in results]
+        ns = sorted(set.intersection(*(set(c) for c in per_seed)))
+        if ns:
+            xs = [statistics.fmean(c[n][0] for c in per_seed) for n in ns]
+            ys = [statistics.fmean(c[n][1] for c in per_seed) for n in ns]
+            ax_t.plot(xs, ys, style, color=color, label=METHOD_LABELS[key])
     ax_n.set_xscale("log", base=2)
     ax_n.set_xlabel("N (solutions per problem)")
     ax_n.set_ylabel("accuracy (%)")
     ax_n.set_title("Accuracy vs N (mean over seeds)")
     ax_t.set_xscale("log")
     ax_t.set_xlabel("generated tokens per problem")
-    ax_t.set_title("Accuracy vs generated tokens (each seed)")
+    ax_t.set_title("Accuracy vs generated tokens (mean over seeds)")
     for ax in (ax_n, ax_t):
         ax.grid(alpha=0.3)
     ax_n.legend(fontsize=8, loc="lower right")
