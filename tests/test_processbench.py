@@ -89,8 +89,7 @@ def tiny_prm_dir(tmp_path_factory, deepseek_tokenizer):
 
 
 def test_eval_recipe_on_real_gsm8k(tiny_prm_dir, shared_data, deepseek_tokenizer, tmp_path):
-    sys.path.insert(0, str(REPO_ROOT / "recipes"))
-    from eval_prm import main
+    from recipes.eval_prm import main
 
     out = tmp_path / "out"
     results = main(
