@@ -56,18 +56,11 @@ class ChatPlusMinusVerifier(BatchedVerifier):
     ):
         from transformers import AutoModelForCausalLM
 
-        from prm.data import load_tokenizer
+        from .loading import load_model_and_tokenizer
 
-        from .loading import default_device, default_dtype
-
-        device = device or default_device()
-        model = AutoModelForCausalLM.from_pretrained(
-            name_or_path,
-            dtype=dtype or default_dtype(device),
-            trust_remote_code=trust_remote_code,
-            use_safetensors=True,
-        ).to(device)
-        tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+        model, tokenizer = load_model_and_tokenizer(
+            AutoModelForCausalLM, name_or_path, device, dtype, trust_remote_code, tokenizer
+        )
         return cls(model, tokenizer, **kwargs)
 
     def messages(self, problem: str, steps: list[str], upto: int | None = None) -> list[dict[str, str]]:

@@ -27,6 +27,20 @@ def default_dtype(device) -> torch.dtype:
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
+def load_model_and_tokenizer(
+    auto_class, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None
+):
+    """A verifier's weights (safetensors only) on ``device`` and its tokenizer exactly as saved."""
+    from prm.data import load_tokenizer
+
+    device = device or default_device()
+    model = auto_class.from_pretrained(
+        name_or_path, dtype=dtype or default_dtype(device), trust_remote_code=trust_remote_code, use_safetensors=True
+    ).to(device)
+    tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+    return model, tokenizer
+
+
 def detect_verifier_type(name_or_path: str, config: dict) -> str:
     """The verifier type a checkpoint's config implies; raises when it is ambiguous."""
     architectures = config.get("architectures") or []

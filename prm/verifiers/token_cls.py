@@ -85,18 +85,11 @@ class TokenClassificationVerifier(BatchedVerifier):
     ) -> TokenClassificationVerifier:
         from transformers import AutoModelForTokenClassification
 
-        from prm.data import load_tokenizer
+        from .loading import load_model_and_tokenizer
 
-        from .loading import default_device, default_dtype
-
-        device = device or default_device()
-        model = AutoModelForTokenClassification.from_pretrained(
-            name_or_path,
-            dtype=dtype or default_dtype(device),
-            trust_remote_code=trust_remote_code,
-            use_safetensors=True,
-        ).to(device)
-        tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+        model, tokenizer = load_model_and_tokenizer(
+            AutoModelForTokenClassification, name_or_path, device, dtype, trust_remote_code, tokenizer
+        )
         if step_separator is None:
             step_separator = read_separator(name_or_path)
             logger.info("Step separator %r (from the model's config)", step_separator)
