@@ -33,3 +33,12 @@ def format_chat_prompt(
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": problem})
     return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True)
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """Token ids of a formatted prompt, with the BOS token exactly once (chat templates often write it already)."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [bos, *ids]
+    return ids

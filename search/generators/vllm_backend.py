@@ -11,7 +11,7 @@ import logging
 import random
 
 from .base import Completion, Generator, SamplingConfig
-from .chat import format_chat_prompt, read_chat_template
+from .chat import encode_prompt, format_chat_prompt, read_chat_template
 from .stopping import sample_seeds, truncate_at_stop
 
 logger = logging.getLogger(__name__)
@@ -64,11 +64,7 @@ class VLLMGenerator(Generator):
         return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template)
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        bos = self.tokenizer.bos_token_id
-        if bos is not None and (not ids or ids[0] != bos):
-            ids = [bos, *ids]
-        return ids
+        return encode_prompt(self.tokenizer, prompt)
 
     def generate(self, prompts: list[str], config: SamplingConfig) -> list[list[Completion]]:
         from vllm import SamplingParams
