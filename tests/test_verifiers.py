@@ -301,3 +301,10 @@ def test_processbench_script_layout_reproduces_the_scripts_tokenization(token_cl
     assert training.encode(PROBLEMS, SOLUTIONS)[0].input_ids != encoded[0].input_ids
     with pytest.raises(ValueError, match="input_layout"):
         load_verifier(token_cls_dir, device="cpu", input_layout="other")
+
+
+def test_missing_local_checkpoint_is_a_clear_error(tmp_path):
+    from prm.verifiers import load_verifier
+
+    with pytest.raises(FileNotFoundError, match="No model directory at"):
+        load_verifier(str(tmp_path / "nope"))

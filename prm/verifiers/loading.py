@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Literal
 
 import torch
@@ -95,6 +96,9 @@ def load_verifier(
     from .step_tag import StepTagVerifier
     from .token_cls import TokenClassificationVerifier
 
+    looks_local = name_or_path.startswith(("/", "./", "../", "~")) or os.path.isabs(name_or_path)
+    if looks_local and not os.path.isdir(os.path.expanduser(name_or_path)):
+        raise FileNotFoundError(f"No model directory at {name_or_path!r}")
     verifier_type = resolve_verifier_type(name_or_path, verifier_type)  # type: ignore[assignment]
     classes = {
         "token-cls": TokenClassificationVerifier,
