@@ -66,6 +66,9 @@ def detect_verifier_type(name_or_path: str, config: dict) -> str:
 
 def resolve_verifier_type(name_or_path: str, verifier_type: VerifierType = "auto") -> str:
     """``verifier_type`` itself, or the type detected from the checkpoint's config when it is "auto"."""
+    looks_local = name_or_path.startswith(("/", "./", "../", "~")) or os.path.isabs(name_or_path)
+    if looks_local and not os.path.isdir(os.path.expanduser(name_or_path)):
+        raise FileNotFoundError(f"No model directory at {name_or_path!r}")
     if verifier_type != "auto":
         if verifier_type not in VERIFIER_TYPES:
             raise ValueError(
@@ -96,9 +99,6 @@ def load_verifier(
     from .step_tag import StepTagVerifier
     from .token_cls import TokenClassificationVerifier
 
-    looks_local = name_or_path.startswith(("/", "./", "../", "~")) or os.path.isabs(name_or_path)
-    if looks_local and not os.path.isdir(os.path.expanduser(name_or_path)):
-        raise FileNotFoundError(f"No model directory at {name_or_path!r}")
     verifier_type = resolve_verifier_type(name_or_path, verifier_type)  # type: ignore[assignment]
     classes = {
         "token-cls": TokenClassificationVerifier,
