@@ -125,3 +125,27 @@ def test_tokenizer_is_character_level_for_digits_and_renders_the_chat_prompt(tmp
     )
     assert prompt == "<bos>Start with 7.\n"
     assert tokenizer.decode(tokenizer("12 + 3 = 15")["input_ids"], skip_special_tokens=True) == "12 + 3 = 15"
+
+
+def test_line_check_rows_label_each_line_by_its_own_arithmetic():
+    from prm.arith.labeling import line_check_rows
+    from prm.arith.world import corrupt_lines, step_validity
+
+    problems = make_problems(400, seed=3, difficulty=DIFFICULTIES["medium"])
+    rng = random.Random(0)
+    wrong = total = 0
+    for problem in problems:
+        steps = corrupt_lines(problem, rng, error_rate=0.35)
+        validity = step_validity(problem, steps)
+        wrong += validity[:-1].count(False)
+        total += len(validity) - 1
+        assert steps[-1].startswith("\\boxed{")
+    # Every arithmetic line goes wrong independently at about the requested rate (400 problems, ~1,400 lines).
+    assert 0.28 < wrong / total < 0.42
+    rows = line_check_rows([], problems, seed=0, error_rate=0.35, mix=CorruptionMix())
+    validate_rows(rows)
+    for row in rows:
+        problem = parse_problem(row["prompt"])
+        assert row["labels"] == step_validity(problem, row["completions"])
+    # Wrong lines sit at every position, not only first: later lines can be wrong after an earlier error.
+    assert any(r["labels"][0] is False and False in r["labels"][1:-1] for r in rows)

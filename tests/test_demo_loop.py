@@ -28,14 +28,15 @@ def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_p
         seeds=[0],
         train_problems=100,
         samples_per_problem=2,
-        synthetic_problems=1500,
+        synthetic_problems=8000,
         mc_solutions=16,
         mc_rollouts=2,
         num_eval_solutions=80,
         num_search_problems=40,
         n=8,
-        tree_ns=[8],
-        prm_max_steps=200,
+        tree_ns=[4],
+        # The PRM learns to check lines after ~600-900 steps (before that it scores right and wrong lines alike).
+        prm_max_steps=1000,
     )
     model, tokenizer = load_policy(config.policy_path)
     generator = TransformersGenerator(model=model, tokenizer=tokenizer, device="cpu", max_batch_size=1024)

@@ -8,6 +8,7 @@ demo exercises the same code paths a GPU user runs. ``recipes/demo.py`` is the t
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import logging
 import shutil
@@ -24,11 +25,10 @@ from .labeling import (
     balanced_heldout,
     error_kinds,
     label_solution,
+    line_check_rows,
     measured_mix,
     processbench_records,
     sample_labeled_solutions,
-    stepwise_rows,
-    synthetic_solutions,
 )
 from .world import DIFFICULTIES, extract_answer, make_problems, parse_problem, step_validity
 
@@ -58,7 +58,12 @@ class DemoConfig:
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of data and search."})
     train_problems: int = field(default=200, metadata={"help": "Problems whose policy samples train the PRM."})
     samples_per_problem: int = field(default=4, metadata={"help": "Policy samples per training problem."})
-    synthetic_problems: int = field(default=5000, metadata={"help": "Problems with a gold + corrupted solution."})
+    synthetic_problems: int = field(
+        default=30_000, metadata={"help": "Problems with a synthetic solution whose lines go wrong at random."}
+    )
+    line_error_rate: float = field(
+        default=0.35, metadata={"help": "Chance that each line of a synthetic solution is wrong (kind: measured)."}
+    )
     mc_solutions: int = field(default=48, metadata={"help": "Policy samples also labelled by Monte-Carlo rollouts."})
     mc_rollouts: int = field(default=4, metadata={"help": "K: rollouts per step prefix."})
     num_eval_solutions: int = field(default=200, metadata={"help": "Held-out solutions in ProcessBench layout."})
@@ -144,10 +149,9 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
             exact_labels=[s.labels for s in mc_set],
         )
         write_jsonl(out / "mc_labels" / "train.jsonl", mc.soft_rows)
-    with timer.stage("synthetic gold/corrupted solutions"):
+    with timer.stage("synthetic solutions with wrong lines"):
         synth_problems = make_problems(config.synthetic_problems, 30_000 + seed, difficulty, exclude=exclude)
-        synthetic = synthetic_solutions(synth_problems, seed, corrupted_per_problem=1, mix=measured_mix(samples))
-        rows = stepwise_rows(samples + synthetic)
+        rows = line_check_rows(samples, synth_problems, seed, config.line_error_rate, measured_mix(samples))
         write_jsonl(out / "prm_data" / "train.jsonl", rows)
         picked = balanced_heldout(eval_samples, seed, config.num_eval_solutions // 2)
         (out / "heldout").mkdir(parents=True, exist_ok=True)
@@ -181,6 +185,9 @@ def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
     script_args, training_args, model_args = parse_recipe_args(
         (PRMScriptArguments, PRMConfig, ModelConfig), prm_yaml, overrides
     )
+    if script_args.init_from_config and not Path(script_args.init_from_config).is_file():
+        # prm.yaml names its config relative to the repository root; the demo may run from anywhere.
+        script_args.init_from_config = str(REPO_ROOT / script_args.init_from_config)
     if script_args.init_from_config is None:
         # The PRM starts from the policy the demo actually uses (shipped or just trained).
         model_args.model_name_or_path = config.policy_path
@@ -281,7 +288,8 @@ def pool_statistics(rows: list[dict]) -> dict[str, Any]:
                 valid_steps += sum(validity)
                 steps += len(validity)
                 if len(labeled.steps) == len(s):
-                    step_scores.append(s)
+                    # A prefix is as good as its worst line: the PRM is trained to check lines one by one.
+                    step_scores.append(list(itertools.accumulate(s, min)))
                     step_labels.append(labeled.labels)
             ids.append(f"{row['index']}")
             scores.append(min(s) if s else 0.0)

@@ -16,8 +16,10 @@ from .world import (
     Problem,
     classify_error,
     corrupt,
+    corrupt_lines,
     first_error,
     split_steps,
+    step_validity,
 )
 
 logger = logging.getLogger(__name__)
@@ -110,6 +112,29 @@ def error_kinds(solutions: list[LabeledSolution]) -> Counter:
 def stepwise_rows(solutions: list[LabeledSolution]) -> list[dict]:
     """Training rows in the stepwise format (prompt = problem text, one label per step)."""
     return [{"prompt": s.problem.text, "completions": s.steps, "labels": s.labels} for s in solutions]
+
+
+def line_check_rows(
+    solutions: list[LabeledSolution], problems: list[Problem], seed: int, error_rate: float, mix: CorruptionMix
+) -> list[dict]:
+    """Training rows for a PRM that checks lines: each line labelled by whether it is locally right
+    (:func:`~prm.arith.world.step_validity`), on policy samples and on solutions of ``problems`` in which every
+    line goes wrong with probability ``error_rate`` (:func:`~prm.arith.world.corrupt_lines`).
+
+    After the first error these labels differ from ProcessBench's (a line that carries a wrong value forward
+    correctly is locally right); the first wrong line is the same, and so is a solution's score under ``min``
+    aggregation, which is what evaluation and search read.
+    """
+    rng = random.Random(seed)
+    rows = [
+        {"prompt": s.problem.text, "completions": s.steps, "labels": step_validity(s.problem, s.steps)}
+        for s in solutions
+    ]
+    for problem in problems:
+        steps = corrupt_lines(problem, rng, error_rate, mix)
+        rows.append({"prompt": problem.text, "completions": steps, "labels": step_validity(problem, steps)})
+    rng.shuffle(rows)
+    return rows
 
 
 def processbench_records(solutions: list[LabeledSolution], split: str = "arith") -> list[dict]:

@@ -90,7 +90,7 @@ def markdown_report(results: Sequence[dict[str, Any]], settings: dict[str, Any])
         _row([f"pass@{n_max} (%)", fmt([r["search"]["best_of_n"]["pass"][n_max] for r in results])]),
         _row(
             [
-                "PRM training solutions (policy samples + synthetic)",
+                "PRM training solutions (policy samples + synthetic with wrong lines)",
                 fmt([r["data"]["train_rows"] for r in results], 1, 0),
             ]
         ),
@@ -113,7 +113,13 @@ def markdown_report(results: Sequence[dict[str, Any]], settings: dict[str, Any])
         _row(["ProcessBench-style F1 (%)", fmt([r["prm"]["f1"] for r in results]), "-"]),
         _row(["  accuracy on erroneous solutions (%)", fmt([r["prm"]["error_acc"] for r in results]), "-"]),
         _row(["  accuracy on correct solutions (%)", fmt([r["prm"]["correct_acc"] for r in results]), "-"]),
-        _row(["step AUROC (held-out policy samples)", fmt([r["prm"]["step_auroc"] for r in results], 1, 3), "0.5"]),
+        _row(
+            [
+                "step AUROC (held-out policy samples; a prefix scores its worst line)",
+                fmt([r["prm"]["step_auroc"] for r in results], 1, 3),
+                "0.5",
+            ]
+        ),
         _row(
             [
                 "within-problem ranking: right above wrong sample (%)",

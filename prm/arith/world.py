@@ -292,3 +292,37 @@ def classify_error(problem: Problem, steps: list[str]) -> str | None:
     if c % 10 == true % 10 and abs(c - true) in {10**p for p in range(1, 4)}:
         return "carry"
     return "other"
+
+
+def corrupt_lines(
+    problem: Problem, rng: random.Random, error_rate: float, mix: CorruptionMix | None = None
+) -> list[str]:
+    """A solution in which every line independently goes wrong with probability ``error_rate`` (kind from ``mix``).
+
+    Each mistake is carried forward, as a policy does, so every line is locally right or wrong on its own: judged
+    by :func:`step_validity`, such a solution has several wrong lines at any position, which is dense training
+    signal for a verifier that checks lines (rather than one that memorises how hard a problem is).
+    """
+    mix = mix or CorruptionMix()
+    kinds = {k: w for k, w in mix.weights.items() if k != "boxed"}
+    steps, value = [], problem.start
+    for op, b in problem.ops:
+        a = value
+        kind = rng.choices(list(kinds), weights=list(kinds.values()))[0] if rng.random() < error_rate else None
+        if kind == "copy":
+            a = value + rng.choice([d for d in (-10, -2, -1, 1, 2, 10) if value + d >= 0] or [1])
+        if kind == "operand":
+            b = rng.choice([x for x in range(1, 10) if x != b])
+        c = apply_op(a, op, b)
+        if kind in ("last_digit", "off_by_one", "carry"):
+            wrong = {"last_digit": _wrong_last_digit, "off_by_one": _off_by_one, "carry": _carry_error}
+            bad = wrong[kind](c, rng)
+            c = bad if bad >= 0 else c + (c - bad)
+        steps.append(f"{a} {op} {b} = {c}")
+        value = c
+    boxed = value
+    # A wrong final answer after right lines is rarer than a wrong line (the policy mostly copies it right).
+    if rng.random() < error_rate / 2:
+        boxed = rng.choice([value + 1, value + 2] if value <= 0 else [value - 1, value + 1, value + 2])
+    steps.append(f"\\boxed{{{boxed}}}")
+    return steps
