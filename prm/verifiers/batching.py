@@ -116,6 +116,23 @@ class BatchedVerifier(Verifier):
     show_progress: bool = False
     progress_desc: str | None = None
 
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        batch_token_budget: int = DEFAULT_TOKEN_BUDGET,
+        max_batch_size: int | None = None,
+        max_length: int | None = None,
+        show_progress: bool = False,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_token_budget = batch_token_budget
+        self.max_batch_size = max_batch_size
+        self.max_length = context_limit(model, tokenizer, max_length)
+        self.show_progress = show_progress
+        self.tokens_processed = 0
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device

@@ -11,7 +11,7 @@ import logging
 
 import torch
 
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, context_limit
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
 from .lm_scoring import candidate_margins, single_token_id, token_at_chars, truncated_encoding
 
 logger = logging.getLogger(__name__)
@@ -32,18 +32,12 @@ class ChatPlusMinusVerifier(BatchedVerifier):
     ):
         if getattr(tokenizer, "chat_template", None) is None:
             raise ValueError("chat-plus-minus verifiers need a tokenizer with a chat template")
-        self.model = model
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, batch_token_budget, max_batch_size, max_length, show_progress)
         self.good_token = good_token
         # The problem and the first step share the first user turn (ProcessBench's RLHFlow script joins them
         # with a blank line).
         self.problem_step_join = problem_step_join
         self.step_separator = problem_step_join
-        self.batch_token_budget = batch_token_budget
-        self.max_batch_size = max_batch_size
-        self.max_length = context_limit(model, tokenizer, max_length)
-        self.show_progress = show_progress
-        self.tokens_processed = 0
         self.good_id = single_token_id(tokenizer, good_token)
         self.bad_id = single_token_id(tokenizer, bad_token)
         if self.good_id == self.bad_id:

@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, context_limit
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
 from .last_layer import hidden_at_positions
 from .lm_scoring import body_kwargs, truncated_encoding
 from .token_cls import class_margin
@@ -103,16 +103,10 @@ class QwenPRMVerifier(BatchedVerifier):
         max_length: int | None = None,
         show_progress: bool = False,
     ):
-        self.model = model
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, batch_token_budget, max_batch_size, max_length, show_progress)
         self.system_prompt = system_prompt
         self.step_token = step_token
         self.step_separator = "\n\n"  # how Qwen2.5-Math policies separate steps; the PRM sees step_token instead
-        self.batch_token_budget = batch_token_budget
-        self.max_batch_size = max_batch_size
-        self.max_length = context_limit(model, tokenizer, max_length)
-        self.show_progress = show_progress
-        self.tokens_processed = 0
         ids = tokenizer(step_token, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
             raise ValueError(f"The step token {step_token!r} must be a single token of the tokenizer, got {ids}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, context_limit
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
 from .lm_scoring import candidate_margins, single_token_id, token_at_chars, truncated_encoding
 
 
@@ -29,16 +29,10 @@ class StepTagVerifier(BatchedVerifier):
     ):
         if not step_tag:
             raise ValueError("step_tag must be a non-empty string")
-        self.model = model
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, batch_token_budget, max_batch_size, max_length, show_progress)
         self.step_tag = step_tag
         self.prompt_separator = prompt_separator
         self.step_separator = step_separator
-        self.batch_token_budget = batch_token_budget
-        self.max_batch_size = max_batch_size
-        self.max_length = context_limit(model, tokenizer, max_length)
-        self.show_progress = show_progress
-        self.tokens_processed = 0
         self.good_id, self.bad_id = self._candidate_ids(good_token, bad_token)
         if self.good_id == self.bad_id:
             raise ValueError(f"Candidates {good_token!r} and {bad_token!r} map to the same token")

@@ -9,7 +9,7 @@ import torch
 
 from prm.data import build_example, decode_separator, read_separator
 
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_head, context_limit
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_head
 from .last_layer import hidden_at_positions
 from .lm_scoring import body_kwargs
 
@@ -58,15 +58,9 @@ class TokenClassificationVerifier(BatchedVerifier):
     ):
         if input_layout not in ("training", "processbench-script"):
             raise ValueError(f"Unknown input_layout {input_layout!r}; use 'training' or 'processbench-script'")
-        self.model = model
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, batch_token_budget, max_batch_size, max_length, show_progress)
         self.input_layout = input_layout
         self.step_separator = decode_separator(step_separator)
-        self.batch_token_budget = batch_token_budget
-        self.max_batch_size = max_batch_size
-        self.max_length = context_limit(model, tokenizer, max_length)
-        self.show_progress = show_progress
-        self.tokens_processed = 0
         self._separator_ids = tokenizer(self.step_separator, add_special_tokens=False)["input_ids"]
         if not self._separator_ids:
             raise ValueError(f"The step separator {self.step_separator!r} tokenizes to nothing")
