@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from search.generators.base import Generator, SamplingConfig
+from search.generators.base import Generator, SamplingConfig, generate_checked
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def mc_label(
     for chunk_index, start in enumerate(tqdm(chunks, desc="MC rollouts", disable=not show_progress)):
         chunk = jobs[start : start + config.batch_prefixes]
         sampling.seed = config.seed + chunk_index
-        outputs = generator.generate([prompt for _, _, prompt, _ in chunk], sampling)
+        outputs = generate_checked(generator, [prompt for _, _, prompt, _ in chunk], sampling)
         for (i, j, _, prefix), rollouts in zip(chunk, outputs):
             counts[i][j] = sum(bool(is_correct(prefix + r.text, answers[i])) for r in rollouts)
             tokens += sum(r.num_generated_tokens for r in rollouts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .config import SearchConfig
-from .generators.base import Generator, SamplingConfig
+from .generators.base import Generator, SamplingConfig, generate_checked
 from .primitives import Beam, ProblemResult, derive_seed, has_final_answer, roots, score_beams, split_steps
 
 
@@ -21,7 +21,7 @@ def best_of_n(
     )
     beams: list[Beam] = []
     generated = [0] * len(problems)
-    for p, completions in enumerate(generator.generate(prompts, sampling)):
+    for p, completions in enumerate(generate_checked(generator, prompts, sampling)):
         for c in completions:
             beams.append(
                 Beam(

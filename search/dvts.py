@@ -57,9 +57,12 @@ def dvts(problems: list[str], generator: Generator, scorer, config: SearchConfig
             add_counts(generated, gen)
         ranks, spent = score_beams(scorer, problems, flat, extra, config.agg_strategy)
         add_counts(verified, spent)
+        offset = 0
         for t, (p, s) in enumerate(open_trees):
+            # Each subtree's ranks by its own group's length (expand checks every group has beam_width).
             group = children[t]
-            group_ranks = ranks[t * config.beam_width : (t + 1) * config.beam_width]
+            group_ranks = ranks[offset : offset + len(group)]
+            offset += len(group)
             best = group[top_k(group_ranks, 1)[0]]
             if best.complete or final:
                 leaves[p][s] = group

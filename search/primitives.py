@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from prm.verifiers.aggregation import AggStrategy, aggregate_scores
 from prm.verifiers.prefix_cache import PrefixCachedScorer, ScoreRequest
 
-from .generators.base import Completion, Generator, SamplingConfig
+from .generators.base import Completion, Generator, SamplingConfig, generate_checked
 
 _BOXED = re.compile(r"\\boxed\s*\{")
 _node_ids = itertools.count()
@@ -102,7 +102,8 @@ def _generate_grouped(
         config = replace(
             base, n=n, max_new_tokens=limit, stop=list(stop) if stop else None, seed=derive_seed(seed, n, limit, stop)
         )
-        for i, completions in zip(members, generator.generate([requests[i][0] for i in members], config)):
+        outputs = generate_checked(generator, [requests[i][0] for i in members], config)
+        for i, completions in zip(members, outputs):
             out[i] = completions
     return out
 

@@ -22,6 +22,11 @@ from search.generators import (
     load_generator_from_args,
     truncate_at_stop,
 )
+from search.config import SearchConfig
+from search.dvts import dvts
+from search.generators.base import GenerationCountError
+from search.primitives import FullScorer
+from tests.search_doubles import ValueVerifier
 from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config
 
 STOPS = ["a", "e", "o", "\n"]  # frequent enough that a random tiny model hits them within a few dozen tokens
@@ -190,6 +195,7 @@ class FakeCompletionsServer:
         self.requests: list[dict] = []
         self.fail_next = 0
         self.plain = plain
+        self.max_choices: int | None = None  # return at most this many choices (a server cutting n short)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -226,7 +232,7 @@ class FakeCompletionsServer:
 
     def respond(self, body: dict) -> dict:
         choices, total = [], 0
-        for j in range(body.get("n", 1)):
+        for j in range(min(body.get("n", 1), self.max_choices or body.get("n", 1))):
             full = f"s{body['seed'] % 97}c{j}" + ("" if "EOS" in body["prompt"] else "\n\nnext step")
             text, reason, matched = full, "stop", None
             for s in body.get("stop") or []:
@@ -290,6 +296,19 @@ def test_openai_backend_sends_parameters_and_parses_choices():
 
         short = gen.generate(["P1"], SamplingConfig(n=1, max_new_tokens=2, stop=["\n\n"], seed=1))
         assert short[0][0].finish_reason == "length" and len(short[0][0].text) == 2
+
+
+def test_openai_backend_fails_when_the_server_returns_fewer_choices():
+    with FakeCompletionsServer() as server:
+        server.max_choices = 2
+        gen = OpenAIGenerator("m", base_url=server.url, api_key="k")
+        with pytest.raises(GenerationCountError, match="returned 2 choices for a request with n=3"):
+            gen.generate(["P1", "P2"], SamplingConfig(n=3, max_new_tokens=50, stop=["\n\n"], seed=0))
+        # The search's DVTS on this server stops with the same error instead of pairing subtrees with wrong scores.
+        gen.format_prompt = lambda problem, system_prompt=None: f"Q: {problem}\nA:"
+        config = SearchConfig(method="dvts", n=6, beam_width=3, num_iterations=2, system_prompt=None)
+        with pytest.raises(GenerationCountError):
+            dvts(["p0", "p1"], gen, FullScorer(ValueVerifier()), config, seed=0)
 
 
 def test_openai_extra_body_from_arguments_reaches_the_server():

@@ -16,6 +16,7 @@ from search.beam_search import beam_search
 from search.best_of_n import best_of_n
 from search.config import SearchConfig
 from search.dvts import dvts
+from search.generators.base import GenerationCountError
 from search.primitives import CachedScorer, FullScorer
 from tests.search_doubles import ScriptedGenerator, ValueVerifier, step_value
 from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config
@@ -129,6 +130,29 @@ def test_lookahead_is_scored_but_not_kept_and_counted():
     assert sum(r.generated_tokens for r in results) == sampled_tokens
     for res in results:
         assert all(len(b.scores) == len(b.steps) for b in res.beams)
+
+
+class ShortGenerator(ScriptedGenerator):
+    """Returns one completion fewer than asked for the second prompt of every call with n > 1."""
+
+    def generate(self, prompts, config):
+        out = super().generate(prompts, config)
+        if config.n > 1 and len(out) > 1:
+            out[1] = out[1][:-1]
+        return out
+
+
+@pytest.mark.parametrize("method", ["best_of_n", "beam_search", "dvts"])
+def test_a_backend_returning_fewer_completions_fails_clearly(method):
+    config = SearchConfig(method=method, n=4, beam_width=2, num_iterations=4)
+    search = {"best_of_n": best_of_n, "beam_search": beam_search, "dvts": dvts}[method]
+    with pytest.raises(
+        GenerationCountError,
+        match="returned 1 completions for prompt 1 of a call that asked for n=2"
+        if method == "dvts"
+        else "completions for prompt 1 of a call that asked for n=4",
+    ):
+        search(PROBLEMS, ShortGenerator(), FullScorer(ValueVerifier()), config, seed=0)
 
 
 def test_filter_duplicates_drops_identical_beams():

@@ -9,6 +9,10 @@ from typing import Literal
 FinishReason = Literal["stop", "eos", "length"]
 
 
+class GenerationCountError(ValueError):
+    """A generator returned a different number of completions than were asked for."""
+
+
 @dataclass
 class SamplingConfig:
     """How to sample. ``stop`` ends a continuation at the first occurrence (the stop string is kept)."""
@@ -45,3 +49,23 @@ class Generator(ABC):
     @abstractmethod
     def format_prompt(self, problem: str, system_prompt: str | None = None) -> str:
         """The text that precedes the first step of a solution (chat template applied)."""
+
+
+def generate_checked(generator: Generator, prompts: list[str], config: SamplingConfig) -> list[list[Completion]]:
+    """``generator.generate``, failing unless every prompt got exactly ``config.n`` completions.
+
+    Searches and Monte-Carlo labelling pair completions with their prompts (and scores) by position: a backend that
+    returned fewer (an OpenAI-compatible server can) would silently give later subtrees the wrong scores.
+    """
+    outputs = generator.generate(prompts, config)
+    if len(outputs) != len(prompts):
+        raise GenerationCountError(
+            f"{type(generator).__name__} returned completions for {len(outputs)} prompts, {len(prompts)} were asked"
+        )
+    for i, completions in enumerate(outputs):
+        if len(completions) != config.n:
+            raise GenerationCountError(
+                f"{type(generator).__name__} returned {len(completions)} completions for prompt {i} of a call that "
+                f"asked for n={config.n}; completions cannot be paired with their prompts"
+            )
+    return outputs

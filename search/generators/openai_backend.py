@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .base import Completion, Generator, SamplingConfig
+from .base import Completion, GenerationCountError, Generator, SamplingConfig
 from .chat import format_chat_prompt, read_chat_template
 from .stopping import sample_seeds, truncate_at_stop
 
@@ -143,6 +143,11 @@ class OpenAIGenerator(Generator):
             extra_body=self.extra_body,
         )
         choices = sorted(response.choices, key=lambda c: c.index)
+        if len(choices) != config.n:
+            raise GenerationCountError(
+                f"The server returned {len(choices)} choices for a request with n={config.n} (model {self.model!r}); "
+                "check that it supports n > 1 and did not cut the request short"
+            )
         usage = response.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
