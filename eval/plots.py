@@ -50,7 +50,8 @@ def plot_pool_scaling(metrics: dict, path: str, title: str | None = None) -> str
     axes[0][0].set_xscale("log", base=2)
     all_ns = sorted({int(n) for name in names for n in metrics[name]})
     axes[0][0].set_xticks(all_ns, [str(n) for n in all_ns])
-    axes[0][0].set_xlabel("n (solutions per problem)")
+    only_run = len(all_ns) == 1 and any(m in metrics.get("methods", ()) for m in ("beam_search", "dvts"))
+    axes[0][0].set_xlabel("n = N, the budget the tree search ran" if only_run else "n (solutions per problem)")
     if tokens:
         axes[0][1].set_xscale("log")
         axes[0][1].set_xlabel("generated tokens per problem (mean)")

@@ -4,7 +4,10 @@ Subsampling follows search-and-learn (``sal/utils/score.py`` and ``subsample_com
 the pool of size n is the **first n completions** of the problem's pool, in stored order, not a random subset (the
 search methods emit completions in groups, e.g. DVTS subtrees, that a prefix keeps whole); n runs over the powers of
 two up to N. Unlike search-and-learn, N itself is added when it is not a power of two, and the solution score is
-aggregated with the requested ``agg_strategy`` (search-and-learn always used ``last`` there).
+aggregated with the requested ``agg_strategy`` (search-and-learn always used ``last`` there). For pools of tree
+search (rows whose ``method`` is beam_search or dvts) only n = N is reported: such a pool's prefix is not what a
+run with a smaller budget would return (beam search stores its pool sorted by score), so compare budgets with
+separate runs.
 
 For a problem's first n completions (answers from :func:`search.grading.extract_answer`, solution scores
 ``aggregate_scores(step_scores, agg_strategy)``):
@@ -34,6 +37,9 @@ from prm.verifiers.aggregation import AggStrategy, aggregate_scores
 logger = logging.getLogger(__name__)
 
 METRICS: tuple[str, ...] = ("naive", "weighted", "maj", "pass")
+# Their pools are not prefix-closed: beam search stores its pool sorted by score, and a prefix of a DVTS pool
+# cuts subtrees or, at best, stands in for a run with fewer subtrees that was never made.
+TREE_METHODS: tuple[str, ...] = ("beam_search", "dvts")
 
 
 def subset_sizes(n_max: int) -> list[int]:
@@ -71,6 +77,23 @@ def majority_choice(keys: Sequence[str | None]) -> str | None:
         if key is not None:
             counts[key] = counts.get(key, 0) + 1
     return max(counts, key=counts.__getitem__) if counts else None
+
+
+def answer_keys(answers: Sequence[str | None], grader) -> list[str | None]:
+    """The answer group of each extracted answer: ``grader.canonical`` (None: no answer)."""
+    return [None if a is None else grader.canonical(a) for a in answers]
+
+
+def weighted_vote(answers: Sequence[str | None], scores: Sequence[float], grader) -> str | None:
+    """The weighted vote over canonical answers: the answer (first of its group) whose group's scores sum highest.
+
+    This is the one weighted vote of the toolkit: search writes it as ``pred`` in results.jsonl, re-scoring
+    rewrites ``pred`` with it, and ``weighted@n`` is the same choice (:func:`weighted_choice` over the same keys).
+    None when no completion has an answer.
+    """
+    keys = answer_keys(answers, grader)
+    key = weighted_choice(keys, scores)
+    return None if key is None else answers[keys.index(key)]
 
 
 @dataclass
@@ -117,14 +140,12 @@ def grade_pool(row: dict[str, Any], grader, agg_strategy: AggStrategy = "last") 
     completions, step_scores = row["completions"], row["scores"]
     if len(step_scores) != len(completions):
         raise ValueError(f"{where}: field 'scores' has {len(step_scores)} entries for {len(completions)} completions")
-    keys: list[str | None] = []
     answers = [extract_answer(text) for text in completions]
+    keys = answer_keys(answers, grader)
     representative: dict[str, str] = {}
-    for answer in answers:
-        key = None if answer is None else grader.canonical(answer)
+    for key, answer in zip(keys, answers):
         if key is not None:
             representative.setdefault(key, answer)
-        keys.append(key)
     gold = str(row["answer"])
     correct = {key: grader.equivalent(answer, gold) for key, answer in representative.items()}
     tokens = row.get("completion_tokens")
@@ -136,7 +157,7 @@ def grade_pool(row: dict[str, Any], grader, agg_strategy: AggStrategy = "last") 
 
 
 def weighted_answer(pool: GradedPool) -> str | None:
-    """The answer text (first of its group) chosen by the weighted vote over the whole pool."""
+    """:func:`weighted_vote` over the whole pool, from its already computed answer groups."""
     key = weighted_choice(pool.keys, pool.scores)
     return None if key is None else pool.answers[pool.keys.index(key)]
 
@@ -165,6 +186,14 @@ def metrics_from_pools(pools: Sequence[GradedPool], ns: Sequence[int] | None = N
     return out
 
 
+def pool_table(metrics: dict[str, Any]) -> str:
+    """The accuracies of :func:`pool_metrics` as printed by the recipes, with the note on which budgets they are."""
+    lines = [f"{m:>8}@n  " + "  ".join(f"{n}:{acc:5.1f}" for n, acc in metrics[m].items()) for m in METRICS]
+    if metrics.get("budgets_note"):
+        lines.append(f"({metrics['budgets_note']})")
+    return "\n".join(lines)
+
+
 def pool_metrics(
     rows: Sequence[dict[str, Any]],
     agg_strategy: AggStrategy = "last",
@@ -184,8 +213,19 @@ def pool_metrics(
     if skipped:
         logger.warning("Skipping %d of %d problems without completions", skipped, len(rows))
     pools = [grade_pool(r, grader, agg_strategy) for r in kept]
+    methods = sorted({str(r["method"]) for r in kept if r.get("method")})
+    tree = [m for m in methods if m in TREE_METHODS]
+    if ns is None and tree and pools:
+        ns = [max(len(p.keys) for p in pools)]  # only the budget the search ran
     out = metrics_from_pools(pools, ns)
     out["agg_strategy"] = agg_strategy
+    out["methods"] = methods
+    out["budgets_note"] = (
+        f"{'/'.join(tree)}: only n = N, the budget the search ran (a prefix of a tree-search pool is not the result "
+        "of a run with a smaller budget)"
+        if tree
+        else "n < N: the first n completions of each pool (for Best-of-N, a run with budget n)"
+    )
     out["skipped_problems"] = skipped
     for field in ("generated_tokens", "verifier_tokens"):
         if kept and all(isinstance(r.get(field), (int, float)) for r in kept):

@@ -24,7 +24,7 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from eval.plots import plot_pool_scaling
-from eval.pool import pool_metrics
+from eval.pool import pool_metrics, pool_table
 from eval.pool_config import PoolEvalArguments
 from eval.rescore import rescore_rows
 from prm.data import decode_separator
@@ -70,8 +70,7 @@ def main(script_args: PoolEvalArguments) -> dict:
     with open(os.path.join(script_args.output_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     plot_pool_scaling(metrics, os.path.join(script_args.output_dir, "scaling.png"))
-    for name in ("naive", "weighted", "maj", "pass"):
-        print(f"{name:>8}@n  " + "  ".join(f"{n}:{acc:5.1f}" for n, acc in metrics[name].items()))
+    print(pool_table(metrics))
     print(f"Metrics in {os.path.join(script_args.output_dir, 'metrics.json')}")
     return metrics
 

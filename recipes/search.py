@@ -57,6 +57,7 @@ def main(
 ) -> dict | None:
     from pathlib import Path
 
+    from eval.pool import pool_table
     from search.results import RESULTS_FILE, merge_results
     from search.runner import load_problems, run_search, write_metrics, write_settings
 
@@ -87,8 +88,7 @@ def main(
     if script_args.skip_metrics:
         return None
     metrics = write_metrics(script_args.output_dir, search_args.agg_strategy, title=search_args.method)
-    for name in ("naive", "weighted", "maj", "pass"):
-        print(f"{name:>8}@n  " + "  ".join(f"{n}:{acc:5.1f}" for n, acc in metrics[name].items()))
+    print(pool_table(metrics))
     print(f"Results in {script_args.output_dir}")
     return metrics
 

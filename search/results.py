@@ -1,8 +1,9 @@
 """The results layout: one JSON line per problem, appended as problems finish; resume and merge.
 
 Each line: ``index`` (position in the full dataset), ``problem``, ``answer`` (gold), ``completions`` (full
-solution texts), ``steps`` and ``scores`` (per completion, per step), ``pred`` (weighted vote over all
-completions with the run's ``agg_strategy``), ``completion_tokens`` (per completion, along its path),
+solution texts), ``steps`` and ``scores`` (per completion, per step), ``pred`` (:func:`eval.pool.weighted_vote`
+over all completions with the run's ``agg_strategy``: answers grouped by math-verify equivalence, as in the
+metrics; "" when no completion has an answer), ``completion_tokens`` (per completion, along its path),
 ``generated_tokens`` and ``verifier_tokens`` (everything spent on the problem, pruned candidates included),
 plus ``agg_scores``, ``complete``, ``method`` and ``seed``.
 """
@@ -16,20 +17,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from eval.pool import weighted_vote
 from prm.verifiers.aggregation import AggStrategy, aggregate_scores
 
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
-
-
-def weighted_vote(answers: Sequence[str | None], scores: Sequence[float]) -> str:
-    """The answer whose completions' scores sum highest (ties: the one seen first); "" if none has an answer."""
-    totals: dict[str, float] = {}
-    for answer, score in zip(answers, scores):
-        if answer:
-            totals[answer] = totals.get(answer, 0.0) + score
-    return max(totals, key=lambda a: totals[a]) if totals else ""
 
 
 def result_row(
@@ -39,9 +32,10 @@ def result_row(
     result,
     agg_strategy: AggStrategy,
     extract_answer: Callable[[str], str | None],
+    grader,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One results line from a :class:`search.primitives.ProblemResult`."""
+    """One results line from a :class:`search.primitives.ProblemResult`; ``grader`` groups answers for ``pred``."""
     beams = result.beams
     agg = [aggregate_scores(b.scores, agg_strategy) for b in beams]
     return {
@@ -52,7 +46,7 @@ def result_row(
         "steps": [b.steps for b in beams],
         "scores": [b.scores for b in beams],
         "agg_scores": agg,
-        "pred": weighted_vote([extract_answer(b.text) for b in beams], agg),
+        "pred": weighted_vote([extract_answer(b.text) for b in beams], agg, grader) or "",
         "complete": [b.complete for b in beams],
         "completion_tokens": [b.tokens for b in beams],
         "generated_tokens": result.generated_tokens,

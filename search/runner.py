@@ -96,13 +96,19 @@ def run_search(
     output_dir: str | os.PathLike,
     extract_answer: Callable[[str], str | None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    grader=None,
 ) -> Path:
     """Search every problem not already in ``OUT/results.jsonl`` and append its line; returns the file's path.
 
-    ``on_row`` is called after each line is written (progress hooks; tests use it to interrupt a run).
+    ``on_row`` is called after each line is written (progress hooks; tests use it to interrupt a run). ``grader``
+    (default: the shared :class:`search.grading.MathGrader`) groups equivalent answers for each line's ``pred``.
     """
     if extract_answer is None:
         from .grading import extract_answer
+    if grader is None:
+        from .grading import default_grader
+
+        grader = default_grader()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESULTS_FILE
@@ -135,6 +141,7 @@ def run_search(
                     result,
                     config.agg_strategy,
                     extract_answer,
+                    grader,
                     method=config.method,
                     seed=config.seed,
                 )

@@ -12,6 +12,8 @@ import torch
 from transformers import Qwen2ForCausalLM
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from search.config import SearchConfig
+from search.dvts import dvts
 from search.generators import (
     Completion,
     GeneratorArguments,
@@ -22,8 +24,6 @@ from search.generators import (
     load_generator_from_args,
     truncate_at_stop,
 )
-from search.config import SearchConfig
-from search.dvts import dvts
 from search.generators.base import GenerationCountError
 from search.primitives import FullScorer
 from tests.search_doubles import ValueVerifier

@@ -10,6 +10,7 @@ from eval.pool import (
     metrics_from_pools,
     naive_choice,
     pool_metrics,
+    pool_table,
     subset_sizes,
     weighted_choice,
 )
@@ -115,3 +116,16 @@ def test_selection_rules_and_subset_sizes():
     assert metrics_from_pools(pools)["naive"] == {1: 100.0, 2: 0.0}
     with pytest.raises(ValueError, match="No problems"):
         metrics_from_pools([])
+
+
+@pytest.mark.parametrize("method", ["beam_search", "dvts"])
+def test_tree_search_pools_report_only_the_budget_that_was_run(grader, method):
+    rows = [dict(r, method=method) for r in ROWS]
+    metrics = pool_metrics(rows, "last", grader)
+    assert all(list(metrics[m]) == [4] for m in ("naive", "weighted", "maj", "pass"))
+    assert metrics["methods"] == [method] and "only n = N" in metrics["budgets_note"]
+    table = pool_table(metrics)
+    assert "weighted@n  4:" in table and "1:" not in table and "only n = N" in table
+    # Best-of-N pools keep every prefix size: the first n of N independent samples is a run with budget n.
+    best = pool_metrics([dict(r, method="best_of_n") for r in ROWS], "last", grader)
+    assert list(best["weighted"]) == [1, 2, 4] and "first n completions" in best["budgets_note"]

@@ -11,10 +11,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
 
 from prm.data import save_separator
+from prm.verifiers.base import Verifier
 from prm.verifiers.token_cls import TokenClassificationVerifier
 from search.config import DatasetArguments, SearchConfig
+from search.generators.base import Completion, Generator
 from search.results import merge_results, read_results
-from search.runner import load_problems, run_search
+from search.runner import Problem, load_problems, run_search, write_metrics
 from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config
 
 
@@ -161,4 +163,41 @@ def test_recipe_runs_end_to_end_and_writes_metrics(tmp_path, shared_data, tiny_d
     assert all(len(r["completions"]) == 4 and r["method"] == "beam_search" for r in rows)
     assert set(metrics["weighted"]) and (out / "scaling.png").stat().st_size > 0
     saved = json.loads((out / "metrics.json").read_text())["weighted"]
-    assert {int(k): v for k, v in saved.items()} == metrics["weighted"] and set(metrics["weighted"]) == {1, 2, 4}
+    # Beam search: only the budget the search ran (a prefix of its score-sorted pool is not a smaller run).
+    assert {int(k): v for k, v in saved.items()} == metrics["weighted"] and set(metrics["weighted"]) == {4}
+
+
+class FixedGenerator(Generator):
+    """Every prompt gets the same completions, in order (a one-step solution each)."""
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def format_prompt(self, problem, system_prompt=None):
+        return f"Q: {problem}\nA:"
+
+    def generate(self, prompts, config):
+        return [[Completion(t, "eos", 1, 3) for t in self.texts[: config.n]] for _ in prompts]
+
+
+class LookupVerifier(Verifier):
+    step_separator = "\n\n"
+
+    def __init__(self, scores):
+        self.scores, self.tokens_processed = scores, 0
+
+    def score(self, problems, solutions):
+        return [[self.scores[s] for s in steps] for steps in solutions]
+
+
+def test_pred_is_the_metrics_weighted_vote_over_equivalent_answers(tmp_path):
+    # "0.5" and "\frac{1}{2}" are one answer (0.3 + 0.3 = 0.6) and beat "2" (0.5); a vote over raw strings picks "2".
+    texts = ["So \\boxed{0.5}", "So \\boxed{\\frac{1}{2}}", "So \\boxed{2}"]
+    verifier = LookupVerifier(dict(zip(texts, [0.3, 0.3, 0.5])))
+    config = SearchConfig(method="best_of_n", n=3, beam_width=1, system_prompt=None)
+    problems = [Problem(0, "half of one?", "\\frac{1}{2}")]
+    run_search(problems, FixedGenerator(texts), verifier, config, tmp_path)
+    [row] = read_results(tmp_path / "results.jsonl")
+    assert row["pred"] == "0.5"  # the first answer of the winning group
+    metrics = write_metrics(tmp_path, "last")
+    assert metrics["weighted"][3] == 100.0 and metrics["naive"][3] == 0.0  # the same vote, graded
