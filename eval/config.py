@@ -53,6 +53,14 @@ class VerifierArguments:
             "newline. Default: the separator saved in the model's config.json, else '\\n'."
         },
     )
+    problem_step_join: str | None = field(
+        default=None,
+        metadata={
+            "help": "chat-plus-minus (RLHFlow) only: what joins the problem and the first step in the first user "
+            "turn. Default: one space, the model authors' own usage; '\\n\\n' reproduces ProcessBench's script "
+            "(shell escapes decoded)."
+        },
+    )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow the checkpoint's own Python code to run (off by default)."}
     )
@@ -84,5 +92,9 @@ class VerifierArguments:
             raise ValueError(f"--batch_token_budget must be positive, got {self.batch_token_budget}")
         if self.max_length is not None and self.max_length < 2:
             raise ValueError(f"--max_length must be at least 2, got {self.max_length}")
+        if self.problem_step_join is not None and self.verifier_type not in ("auto", "chat-plus-minus"):
+            raise ValueError(
+                f"--problem_step_join applies to chat-plus-minus verifiers only, not {self.verifier_type}"
+            )
         if self.separator is not None and self.verifier_type in ("qwen-prm", "chat-plus-minus"):
             raise ValueError(f"--separator does not apply to {self.verifier_type} verifiers (their format is fixed)")

@@ -43,6 +43,10 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
         if verifier_type not in ("token-cls", "step-tag"):
             raise ValueError(f"--separator does not apply to {verifier_type} verifiers (their format is fixed)")
         kwargs["step_separator"] = decode_separator(model_args.separator)
+    if model_args.problem_step_join is not None:
+        if verifier_type != "chat-plus-minus":
+            raise ValueError(f"--problem_step_join applies to chat-plus-minus verifiers only, not {verifier_type}")
+        kwargs["problem_step_join"] = decode_separator(model_args.problem_step_join)
     if model_args.input_layout != "training":
         if verifier_type != "token-cls":
             raise ValueError("--input_layout applies to token-cls verifiers only")
@@ -70,6 +74,7 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
             "batch_token_budget": model_args.batch_token_budget,
             "input_layout": model_args.input_layout if verifier_type == "token-cls" else None,
             "max_length": verifier.max_length,
+            "problem_step_join": getattr(verifier, "problem_step_join", None),
         },
     )
     if results is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -357,3 +358,54 @@ def test_openai_format_prompt_uses_the_tokenizer_or_template(tiny_lm_dir, tmp_pa
         chat_template_path=str(template),
     )
     assert gen.format_prompt("2+2?") == "<<2+2?>>"
+
+
+# A template that prints a date the way Llama 3.2/3.3 templates do: ``date_string`` if defined, else today's date.
+DATED_TEMPLATE = (
+    "{%- if not date_string is defined %}{%- set date_string = strftime_now('%d %b %Y') %}{%- endif %}"
+    "[system]Today Date: {{ date_string }}\n{{ messages[0]['content'] }}\n"
+    "{%- for m in messages[1:] %}[{{ m['role'] }}]{{ m['content'] }}\n{%- endfor %}"
+    "{%- if add_generation_prompt %}[assistant]{% endif %}"
+)
+
+
+def freeze_clock(monkeypatch, year: int, month: int, day: int) -> None:
+    """Make the ``strftime_now`` of chat templates see the given day."""
+    import datetime
+
+    import transformers.utils.chat_template_utils as chat_utils
+
+    class Clock(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(year, month, day)
+
+    monkeypatch.setattr(chat_utils, "datetime", Clock)
+
+
+def test_chat_prompts_do_not_depend_on_the_clock(tiny_lm_dir, tmp_path, monkeypatch):
+    template = tmp_path / "dated.jinja"
+    template.write_text(DATED_TEMPLATE)
+    args = GeneratorArguments(
+        generator_backend="openai",
+        generator_model_name_or_path="served",
+        generator_tokenizer_name_or_path=str(tiny_lm_dir),
+        generator_base_url="http://127.0.0.1:9/v1",
+        chat_template_path=str(template),
+    )
+    raw, prompts = [], []
+    for day in [(2025, 1, 1), (2031, 6, 15)]:
+        freeze_clock(monkeypatch, *day)
+        gen = load_generator_from_args(args)
+        raw.append(
+            gen.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "2+2?"}], chat_template=DATED_TEMPLATE, tokenize=False
+            )
+        )
+        prompts.append(gen.format_prompt("2+2?", "Be brief."))
+        local = TransformersGenerator(str(tiny_lm_dir), device="cpu", chat_template_path=str(template))
+        prompts.append(local.format_prompt("2+2?", "Be brief."))
+    assert "01 Jan 2025" in raw[0] and "15 Jun 2031" in raw[1]  # the frozen clock reaches templates
+    assert len(set(prompts)) == 1 and "Today Date: 26 Jul 2024\nBe brief." in prompts[0]
+    pinned = load_generator_from_args(replace(args, date_string="01 Mar 2030")).format_prompt("2+2?")
+    assert pinned.startswith("[system]Today Date: 01 Mar 2030")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -308,3 +309,23 @@ def test_missing_local_checkpoint_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="No model directory at"):
         load_verifier(str(tmp_path / "nope"))
+
+
+def test_chat_plus_minus_joins_problem_and_first_step_as_the_authors_and_ignores_the_clock(causal_lm, monkeypatch):
+    from tests.test_generators import DATED_TEMPLATE, freeze_clock
+
+    model, tok = causal_lm
+    default = ChatPlusMinusVerifier(model, tok)
+    # RLHFlow's own usage: problem + " " + first step in the first user turn; later steps alone.
+    assert [m["content"] for m in default.messages("P?", ["s1", "s2"])] == ["P? s1", "+", "s2", "+"]
+    blank_line = ChatPlusMinusVerifier(model, tok, problem_step_join="\n\n")  # ProcessBench's script
+    assert blank_line.messages("P?", ["s1"])[0]["content"] == "P?\n\ns1"
+    assert blank_line.score(PROBLEMS, SOLUTIONS) != default.score(PROBLEMS, SOLUTIONS)
+
+    dated_tok = copy.deepcopy(tok)  # the same tokenizer with a template that prints a date
+    dated_tok.chat_template = DATED_TEMPLATE
+    texts = []
+    for day in [(2025, 1, 1), (2031, 6, 15)]:
+        freeze_clock(monkeypatch, *day)
+        texts.append(ChatPlusMinusVerifier(model, dated_tok).build_text(PROBLEMS[0], SOLUTIONS[0]))
+    assert texts[0] == texts[1] and "Today Date: 26 Jul 2024" in texts[0][0]

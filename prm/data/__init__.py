@@ -12,9 +12,10 @@ from .format import StepwiseFormatError, has_soft_labels, validate_dataset, vali
 from .loading import load_raw_dataset, load_stepwise_dataset
 from .separator import DEFAULT_SEPARATOR, decode_separator, read_separator, save_separator
 from .tokenize import IGNORE_INDEX, TruncationReport, build_example, tokenize_dataset, tokenize_row
-from .tokenizer import load_tokenizer
+from .tokenizer import DEFAULT_DATE_STRING, load_tokenizer, render_chat
 
 __all__ = [
+    "DEFAULT_DATE_STRING",
     "DEFAULT_NEUTRAL_LABEL",
     "DEFAULT_SEPARATOR",
     "IGNORE_INDEX",
@@ -32,6 +33,7 @@ __all__ = [
     "prm800k_row",
     "processbench_row",
     "read_separator",
+    "render_chat",
     "save_separator",
     "tokenize_dataset",
     "tokenize_row",

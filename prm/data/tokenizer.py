@@ -1,6 +1,12 @@
-"""Load a checkpoint's tokenizer exactly as it was saved."""
+"""Load a checkpoint's tokenizer exactly as it was saved; render chat templates without reading the clock."""
 
 from __future__ import annotations
+
+from typing import Any
+
+# Llama 3.1 templates print "Today Date: 26 Jul 2024" when no date is given; Llama 3.2/3.3 templates print today's
+# date (``strftime_now``), so prompts, and the samples drawn from them, would change from day to day.
+DEFAULT_DATE_STRING = "26 Jul 2024"
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, revision: str | None = None):
@@ -19,3 +25,14 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, revision:
     if declared in ("TokenizersBackend", "PreTrainedTokenizerFast"):
         return PreTrainedTokenizerFast.from_pretrained(name_or_path, revision=revision)
     return AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+
+
+def render_chat(
+    tokenizer, messages: list[dict[str, str]], date_string: str = DEFAULT_DATE_STRING, **kwargs: Any
+) -> str:
+    """``tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)`` with ``date_string`` pinned.
+
+    Templates that print a date read the ``date_string`` variable when it is defined and only fall back to the
+    clock otherwise, so the rendered text never depends on the day it runs. Templates without a date ignore it.
+    """
+    return tokenizer.apply_chat_template(messages, tokenize=False, date_string=date_string, **kwargs)

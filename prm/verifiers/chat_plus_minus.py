@@ -3,6 +3,13 @@
 The reference protocol asks the model one step at a time (a growing conversation, one call per step). Here the
 whole conversation, with every assistant answer set to ``+`` as in that protocol, is run once: the causal mask
 makes the logits at the start of assistant turn k identical to those of the k-th per-step call.
+
+The problem and the first step share the first user turn, joined by ``problem_step_join``. The default, one space,
+is the model authors' own usage: RLHFlow's evaluation (the conversation format in the ``math/`` README of
+RLHFlow/RLHF-Reward-Modeling) and search-and-learn's RLHFlow PRM both write ``question + " " + step``.
+ProcessBench's script for these models joins them with a blank line instead: pass ``problem_step_join="\\n\\n"``
+to reproduce its numbers. Chat templates receive a fixed ``date_string`` (RLHFlow's Llama 3.1 template prints a
+date), so scores never depend on the day.
 """
 
 from __future__ import annotations
@@ -11,10 +18,14 @@ import logging
 
 import torch
 
+from prm.data.tokenizer import DEFAULT_DATE_STRING, render_chat
+
 from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
 from .lm_scoring import candidate_margins, single_token_id, token_at_chars, truncated_encoding
 
 logger = logging.getLogger(__name__)
+
+RLHFLOW_PROBLEM_STEP_JOIN = " "  # how the model authors join the problem and the first step
 
 
 class ChatPlusMinusVerifier(BatchedVerifier):
@@ -24,7 +35,8 @@ class ChatPlusMinusVerifier(BatchedVerifier):
         tokenizer,
         good_token: str = "+",
         bad_token: str = "-",
-        problem_step_join: str = "\n\n",
+        problem_step_join: str = RLHFLOW_PROBLEM_STEP_JOIN,
+        date_string: str = DEFAULT_DATE_STRING,
         batch_token_budget: int = DEFAULT_TOKEN_BUDGET,
         max_batch_size: int | None = None,
         max_length: int | None = None,
@@ -34,9 +46,8 @@ class ChatPlusMinusVerifier(BatchedVerifier):
             raise ValueError("chat-plus-minus verifiers need a tokenizer with a chat template")
         super().__init__(model, tokenizer, batch_token_budget, max_batch_size, max_length, show_progress)
         self.good_token = good_token
-        # The problem and the first step share the first user turn (ProcessBench's RLHFlow script joins them
-        # with a blank line).
         self.problem_step_join = problem_step_join
+        self.date_string = date_string
         self.step_separator = problem_step_join
         self.good_id = single_token_id(tokenizer, good_token)
         self.bad_id = single_token_id(tokenizer, bad_token)
@@ -66,7 +77,7 @@ class ChatPlusMinusVerifier(BatchedVerifier):
         return msgs
 
     def _render(self, messages, generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+        return render_chat(self.tokenizer, messages, self.date_string, add_generation_prompt=generation_prompt)
 
     def build_text(self, problem: str, steps: list[str]) -> tuple[str, list[int]]:
         """The full conversation and, per step, the character where the assistant's answer begins."""

@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from prm.data.tokenizer import render_chat
+
 from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
 from .last_layer import hidden_at_positions
 from .lm_scoring import body_kwargs, truncated_encoding
@@ -148,7 +150,7 @@ class QwenPRMVerifier(BatchedVerifier):
         if self.system_prompt is not None:
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         messages.append({"role": "assistant", "content": "".join(s + self.step_token for s in steps)})
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        return render_chat(self.tokenizer, messages, add_generation_prompt=False)
 
     def encode(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
         texts = [self.build_text(p, s) for p, s in zip(problems, solutions)]

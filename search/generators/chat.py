@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from prm.data.tokenizer import DEFAULT_DATE_STRING, render_chat
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,16 +25,21 @@ def plain_prompt(problem: str, system_prompt: str | None = None) -> str:
 
 
 def format_chat_prompt(
-    tokenizer, problem: str, system_prompt: str | None = None, chat_template: str | None = None
+    tokenizer,
+    problem: str,
+    system_prompt: str | None = None,
+    chat_template: str | None = None,
+    date_string: str = DEFAULT_DATE_STRING,
 ) -> str:
     """The text before the first step: ``chat_template`` (if given) or the tokenizer's own template, rendered with
-    ``add_generation_prompt=True``; :func:`plain_prompt` when neither exists."""
+    ``add_generation_prompt=True`` and the fixed ``date_string`` (never today's date); :func:`plain_prompt` when
+    neither exists."""
     template = chat_template or getattr(tokenizer, "chat_template", None)
     if not template:
         return plain_prompt(problem, system_prompt)
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": problem})
-    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True)
+    return render_chat(tokenizer, messages, date_string, chat_template=template, add_generation_prompt=True)
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:

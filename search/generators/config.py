@@ -1,6 +1,6 @@
 """Generator settings as a dataclass, so a recipe can put them in its ``TrlParser``.
 
-Every field is prefixed with ``generator_`` (except ``chat_template_path``) so they never collide with TRL's
+Every field is prefixed with ``generator_`` (except ``chat_template_path`` and ``date_string``) so they never collide with TRL's
 ``ModelConfig`` (``model_name_or_path``, ``trust_remote_code``, ``dtype``) that a recipe may use for the verifier.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from prm.data.tokenizer import DEFAULT_DATE_STRING
 
 GeneratorBackend = Literal["transformers", "vllm", "openai"]
 
@@ -33,6 +35,14 @@ class GeneratorArguments:
     chat_template_path: str | None = field(
         default=None,
         metadata={"help": "A Jinja chat template file used instead of the tokenizer's own template."},
+    )
+    date_string: str = field(
+        default=DEFAULT_DATE_STRING,
+        metadata={
+            "help": "The date chat templates print (Llama 3.x: 'Today Date: ...'), fixed so prompts, and the samples "
+            "drawn from them, do not change with the day a run or a shard starts (Llama 3.2/3.3 templates would "
+            "print today's date). Default: Llama 3.1's own fallback date."
+        },
     )
     generator_trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow custom model code from the hub (off unless you pass it)."}
@@ -99,6 +109,7 @@ class GeneratorArguments:
         common: dict[str, Any] = {
             "tokenizer_name_or_path": self.generator_tokenizer_name_or_path,
             "chat_template_path": self.chat_template_path,
+            "date_string": self.date_string,
             "trust_remote_code": self.generator_trust_remote_code,
         }
         if self.generator_backend == "transformers":

@@ -14,6 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from prm.data.tokenizer import DEFAULT_DATE_STRING
+
 from .base import Completion, GenerationCountError, Generator, SamplingConfig
 from .chat import format_chat_prompt, read_chat_template
 from .stopping import sample_seeds, truncate_at_stop
@@ -61,6 +63,7 @@ class OpenAIGenerator(Generator):
         api_key: str | None = None,
         tokenizer_name_or_path: str | None = None,
         chat_template_path: str | None = None,
+        date_string: str = DEFAULT_DATE_STRING,
         trust_remote_code: bool = False,
         max_concurrency: int = 32,
         max_retries: int = 5,
@@ -81,6 +84,7 @@ class OpenAIGenerator(Generator):
         self.tokenizer_name_or_path = tokenizer_name_or_path or model_name_or_path
         self.trust_remote_code = trust_remote_code
         self.chat_template = read_chat_template(chat_template_path) if chat_template_path else None
+        self.date_string = date_string
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
@@ -105,7 +109,7 @@ class OpenAIGenerator(Generator):
         return self._tokenizer
 
     def format_prompt(self, problem: str, system_prompt: str | None = None) -> str:
-        return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template)
+        return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template, self.date_string)
 
     def generate(self, prompts: list[str], config: SamplingConfig) -> list[list[Completion]]:
         if not prompts:

@@ -15,6 +15,8 @@ import random
 import torch
 from tqdm.auto import tqdm
 
+from prm.data.tokenizer import DEFAULT_DATE_STRING
+
 from .base import Completion, Generator, SamplingConfig
 from .chat import encode_prompt, format_chat_prompt, read_chat_template
 from .stopping import sample_seeds, truncate_at_stop
@@ -53,6 +55,7 @@ class TransformersGenerator(Generator):
         dtype: str = "auto",
         trust_remote_code: bool = False,
         chat_template_path: str | None = None,
+        date_string: str = DEFAULT_DATE_STRING,
         max_batch_size: int = 32,
         show_progress: bool = False,
     ):
@@ -82,6 +85,7 @@ class TransformersGenerator(Generator):
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self.tokenizer = tokenizer
         self.chat_template = read_chat_template(chat_template_path) if chat_template_path else None
+        self.date_string = date_string
         self.max_batch_size = max_batch_size
         self.show_progress = show_progress
         eos = getattr(model.generation_config, "eos_token_id", None) if hasattr(model, "generation_config") else None
@@ -94,7 +98,7 @@ class TransformersGenerator(Generator):
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else fallback_pad
 
     def format_prompt(self, problem: str, system_prompt: str | None = None) -> str:
-        return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template)
+        return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template, self.date_string)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         return encode_prompt(self.tokenizer, prompt)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import random
 
+from prm.data.tokenizer import DEFAULT_DATE_STRING
+
 from .base import Completion, Generator, SamplingConfig
 from .chat import encode_prompt, format_chat_prompt, read_chat_template
 from .stopping import sample_seeds, truncate_at_stop
@@ -34,6 +36,7 @@ class VLLMGenerator(Generator):
         dtype: str = "auto",
         trust_remote_code: bool = False,
         chat_template_path: str | None = None,
+        date_string: str = DEFAULT_DATE_STRING,
         gpu_memory_utilization: float = 0.5,
         max_model_len: int | None = None,
         tensor_parallel_size: int = 1,
@@ -59,9 +62,10 @@ class VLLMGenerator(Generator):
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.chat_template = read_chat_template(chat_template_path) if chat_template_path else None
+        self.date_string = date_string
 
     def format_prompt(self, problem: str, system_prompt: str | None = None) -> str:
-        return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template)
+        return format_chat_prompt(self.tokenizer, problem, system_prompt, self.chat_template, self.date_string)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         return encode_prompt(self.tokenizer, prompt)
