@@ -25,7 +25,19 @@ class ProcessBenchArguments:
             "argmax of the two classes, as the benchmark's script does for TRL-trained PRMs."
         },
     )
-    sweep: bool = field(default=False, metadata={"help": "Also compute F1 for thresholds 0.05..0.95 and plot it."})
+    sweep: bool = field(
+        default=False,
+        metadata={
+            "help": "Also compute F1 for thresholds 0.05..0.95, plot it and choose a threshold (--sweep_selection)."
+        },
+    )
+    sweep_selection: str = field(
+        default="gsm8k",
+        metadata={
+            "help": "How --sweep chooses its threshold: a split to tune on (default gsm8k, as the benchmark's authors "
+            "did; the other splits are held out) or 'cross-fit' (each split at the threshold best on the others)."
+        },
+    )
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N solutions of each split."})
 
     def __post_init__(self):
@@ -36,6 +48,13 @@ class ProcessBenchArguments:
             raise ValueError("--splits needs at least one split")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}")
+        if self.sweep and self.sweep_selection != "cross-fit" and self.sweep_selection not in self.splits:
+            raise ValueError(
+                f"--sweep_selection {self.sweep_selection} is not among --splits {self.splits}: add it, or use "
+                "--sweep_selection cross-fit"
+            )
+        if self.sweep and self.sweep_selection == "cross-fit" and len(self.splits) < 2:
+            raise ValueError("--sweep_selection cross-fit needs at least two --splits")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be positive, got {self.limit}")
 

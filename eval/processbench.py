@@ -142,8 +142,13 @@ def run_processbench(
     sweep: bool = False,
     limit: int | None = None,
     settings: dict[str, Any] | None = None,
+    sweep_selection: str = "gsm8k",
 ) -> dict[str, Any] | None:
     """Evaluate ``verifier`` on ProcessBench and write ``<output_dir>/processbench/``.
+
+    With ``sweep``, F1 is also computed per threshold and a threshold is chosen by :func:`select_threshold`
+    (``sweep_selection``: a split to tune on, or "cross-fit"); never on the same splits it is then reported on,
+    except the tuning split itself, which is reported but left out of ``average_f1_held_out``.
 
     Under ``accelerate launch`` every process scores its share of each split and the main process gathers,
     computes the metrics and writes the outputs; it returns the results there and None elsewhere.
@@ -210,7 +215,7 @@ def run_processbench(
     results = summarize(per_split)
     if sweep:
         results["sweep"] = sweeps
-        results["best_threshold"] = _best_threshold(sweeps)
+        results["threshold_selection"] = select_threshold(sweeps, sweep_selection)
     results["settings"] = {
         "protocol": "argmax" if threshold is None else f"first step with score < {threshold}",
         "threshold": threshold,
@@ -231,11 +236,40 @@ def run_processbench(
     return results
 
 
-def _best_threshold(sweeps: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The threshold with the best unweighted average F1 over the evaluated splits."""
-    keys = next(iter(sweeps.values())).keys() if sweeps else []
-    averages = {k: sum(s[k] for s in sweeps.values()) / len(sweeps) for k in keys}
-    if not averages:
+def select_threshold(sweeps: dict[str, dict[str, float]], selection: str = "gsm8k") -> dict[str, Any]:
+    """The threshold chosen from a sweep without picking it on the splits it is judged on.
+
+    ``selection`` is a split name (the benchmark's authors tuned on gsm8k): the threshold with the best F1 on that
+    split, then every split's F1 at it; ``average_f1_held_out`` leaves the tuning split out. ``"cross-fit"``: each
+    split gets the threshold with the best average F1 over the other splits (leave one split out).
+    Ties go to the lowest threshold.
+    """
+    if not sweeps:
         return {}
-    best = max(averages, key=averages.get)
-    return {"threshold": float(best), "average_f1": averages[best]}
+    keys = list(next(iter(sweeps.values())))
+
+    def best(splits: list[str]) -> str:
+        return max(keys, key=lambda k: (sum(sweeps[s][k] for s in splits) / len(splits), -float(k)))
+
+    if selection == "cross-fit":
+        if len(sweeps) < 2:
+            raise ValueError("cross-fit threshold selection needs at least two splits")
+        chosen = {s: best([o for o in sweeps if o != s]) for s in sweeps}
+        held_out = list(sweeps)
+        rule = "cross-fit: each split at the threshold best on the other splits (average F1)"
+    else:
+        if selection not in sweeps:
+            raise ValueError(f"threshold selection split {selection!r} was not evaluated (splits: {list(sweeps)})")
+        chosen = dict.fromkeys(sweeps, best([selection]))
+        held_out = [s for s in sweeps if s != selection]
+        rule = f"tuned on {selection}: the threshold with the best F1 there, applied to every split"
+    f1 = {s: sweeps[s][chosen[s]] for s in sweeps}
+    return {
+        "selection": selection,
+        "rule": rule,
+        "thresholds": {s: float(k) for s, k in chosen.items()},
+        "f1": f1,
+        "average_f1": sum(f1.values()) / len(f1),
+        "average_f1_held_out": sum(f1[s] for s in held_out) / len(held_out) if held_out else None,
+        "held_out_splits": held_out,
+    }

@@ -7,7 +7,7 @@ Launch (one device; data from the hub, Qwen/ProcessBench):
 Local data (the JSON files of ../shared/data/processbench), chosen splits, Qwen2.5-Math-PRM protocol, threshold sweep:
 
     python recipes/eval_prm.py --model_name_or_path CKPT --output_dir OUT --data_dir ../shared/data/processbench \\
-        --splits gsm8k math --threshold 0.5 --sweep
+        --splits gsm8k math --threshold 0.5 --sweep [--sweep_selection cross-fit]
 
 Several GPUs (each process scores a share, the main process gathers and writes):
 
@@ -67,6 +67,7 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
         dataset_name=script_args.dataset_name,
         threshold=script_args.threshold,
         sweep=script_args.sweep,
+        sweep_selection=script_args.sweep_selection,
         limit=script_args.limit,
         settings={
             "model": model_args.model_name_or_path,
@@ -80,8 +81,13 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
     if results is not None:
         print(format_table(results))
         if script_args.sweep:
-            best = results["best_threshold"]
-            print(f"best threshold {best['threshold']:.2f}: average F1 {best['average_f1']:.1f}")
+            chosen = results["threshold_selection"]
+            print(f"threshold {chosen['rule']}")
+            print("  " + ", ".join(f"{s} {t:.2f}: F1 {chosen['f1'][s]:.1f}" for s, t in chosen["thresholds"].items()))
+            held_out = chosen["average_f1_held_out"]
+            print(
+                f"  average F1 {chosen['average_f1']:.1f}" + (f", held-out splits {held_out:.1f}" if held_out else "")
+            )
         print(f"Results in {os.path.join(script_args.output_dir, 'processbench')}")
     return results
 

