@@ -4,9 +4,10 @@ Launch (one device; data from the hub, Qwen/ProcessBench):
 
     python recipes/eval_prm.py --model_name_or_path CKPT --output_dir OUT
 
-Local data (the JSON files of ../shared/data/processbench), chosen splits, Qwen2.5-Math-PRM protocol, threshold sweep:
+A local directory of the split files (here the slices shipped in data/processbench), chosen splits, Qwen2.5-Math-PRM
+protocol, threshold sweep:
 
-    python recipes/eval_prm.py --model_name_or_path CKPT --output_dir OUT --data_dir ../shared/data/processbench \\
+    python recipes/eval_prm.py --model_name_or_path CKPT --output_dir OUT --data_dir data/processbench \\
         --splits gsm8k math --threshold 0.5 --sweep [--sweep_selection cross-fit]
 
 Several GPUs (each process scores a share, the main process gathers and writes):

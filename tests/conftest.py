@@ -1,4 +1,4 @@
-"""Shared fixtures: the real DeepSeek tokenizer, the real data in ../shared/data, tiny models built from config."""
+"""Shared fixtures: the real DeepSeek tokenizer, the real data slices shipped in data/, tiny models built from config."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("PRMKIT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+DATA = REPO_ROOT / "data"  # verbatim slices of ProcessBench, MATH-500 and GSM8K (data/README.md)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -16,10 +16,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not (SHARED_DATA / "processbench").is_dir():
-        raise FileNotFoundError(f"Real test data not found at {SHARED_DATA}; set PRMKIT_SHARED_DATA")
-    return SHARED_DATA
+def real_data() -> Path:
+    """The repository's own data/ folder: tests need nothing outside the clone."""
+    return DATA
 
 
 @pytest.fixture(scope="session")

@@ -150,10 +150,10 @@ def test_detect_layout_and_unknown_columns():
         detect_layout(["text"])
 
 
-def test_real_processbench_split_loads_through_the_local_path(shared_data):
-    dataset = load_stepwise_dataset(str(shared_data / "processbench"), split="gsm8k")
+def test_real_processbench_split_loads_through_the_local_path(real_data):
+    dataset = load_stepwise_dataset(str(real_data / "processbench"), split="gsm8k")
     assert len(dataset) == 400
-    raw = json.loads((shared_data / "processbench" / "gsm8k.json").read_text())
+    raw = json.loads((real_data / "processbench" / "gsm8k.json").read_text())
     for record, row in zip(raw[:50], dataset.select(range(50))):
         label = record["label"]
         expected = len(record["steps"]) if label == -1 else label + 1
@@ -163,9 +163,9 @@ def test_real_processbench_split_loads_through_the_local_path(shared_data):
     assert sum(not row[-1] for row in dataset["labels"]) == 207  # erroneous solutions in the gsm8k split
 
 
-def test_missing_split_in_local_dir_is_a_clear_error(shared_data):
+def test_missing_split_in_local_dir_is_a_clear_error(real_data):
     with pytest.raises(ValueError, match="No split 'nope'"):
-        load_stepwise_dataset(str(shared_data / "processbench"), split="nope")
+        load_stepwise_dataset(str(real_data / "processbench"), split="nope")
 
 
 def test_convert_dataset_passes_stepwise_through():

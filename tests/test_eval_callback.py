@@ -37,13 +37,13 @@ def _tiny_model(tokenizer):
     return AutoModelForTokenClassification.from_config(config)
 
 
-def test_callback_evaluates_at_train_end_and_on_evaluate(tmp_path, shared_data, deepseek_tokenizer):
+def test_callback_evaluates_at_train_end_and_on_evaluate(tmp_path, real_data, deepseek_tokenizer):
     tok = deepseek_tokenizer
-    data = load_stepwise_dataset(str(shared_data / "processbench"), split="math").select(range(16))
+    data = load_stepwise_dataset(str(real_data / "processbench"), split="math").select(range(16))
     train, _ = tokenize_dataset(data, tok, step_separator="\n\n", max_length=512)
     model = _tiny_model(tok)
     callback = ProcessBenchCallback(
-        data_dir=str(shared_data / "processbench"), splits=["gsm8k"], limit=12, on_evaluate=True
+        data_dir=str(real_data / "processbench"), splits=["gsm8k"], limit=12, on_evaluate=True
     )
     args = TrainingArguments(
         output_dir=str(tmp_path / "run"),
@@ -82,7 +82,7 @@ def test_callback_evaluates_at_train_end_and_on_evaluate(tmp_path, shared_data, 
     # The callback's numbers are what a fresh evaluation of the final model gives.
     verifier = TokenClassificationVerifier.from_model(trainer.model, tok)
     trainer.model.train()
-    fresh = run_processbench(verifier, None, splits=["gsm8k"], data_dir=str(shared_data / "processbench"), limit=12)
+    fresh = run_processbench(verifier, None, splits=["gsm8k"], data_dir=str(real_data / "processbench"), limit=12)
     assert fresh["gsm8k"] == saved["gsm8k"]
     assert trainer.model.training  # evaluation hands the model back in the mode it found it
 

@@ -40,12 +40,12 @@ def test_gsm8k_and_answer_is_and_none():
     assert extract_answer("") is None
 
 
-def test_gold_answers_of_real_datasets(shared_data):
-    with open(shared_data / "gsm8k" / "test.jsonl") as f:
+def test_gold_answers_of_real_datasets(real_data):
+    with open(real_data / "gsm8k" / "test.jsonl") as f:
         gsm = [json.loads(next(f)) for _ in range(3)]
     assert gold_answer(gsm[0], "gsm8k") == "18"  # Janet's ducks
     assert all(gold_answer(r) == gold_answer(r, "gsm8k") for r in gsm)  # auto detects GSM8K by '####'
-    with open(shared_data / "math500" / "test.jsonl") as f:
+    with open(real_data / "math500" / "test.jsonl") as f:
         row = json.loads(next(f))
     assert gold_answer(row, "math500") == row["answer"].strip()
     assert extract_answer(row["solution"]) == row["answer"]  # MATH solutions box their answer

@@ -78,8 +78,8 @@ def test_sweep_threshold_is_never_chosen_on_the_splits_it_is_judged_on():
         ProcessBenchArguments(output_dir="o", splits=["math"], sweep=True, sweep_selection="cross-fit")
 
 
-def test_malformed_rows_name_row_and_field(tmp_path, shared_data):
-    rows = json.loads((shared_data / "processbench" / "gsm8k.json").read_text())[:3]
+def test_malformed_rows_name_row_and_field(tmp_path, real_data):
+    rows = json.loads((real_data / "processbench" / "gsm8k.json").read_text())[:3]
     rows[2]["label"] = 7  # beyond the steps
     (tmp_path / "gsm8k.json").write_text(json.dumps(rows))
     with pytest.raises(ProcessBenchFormatError, match=r"row 2 .*'label'"):
@@ -112,13 +112,13 @@ def tiny_prm_dir(tmp_path_factory, deepseek_tokenizer):
     return str(path)
 
 
-def test_eval_recipe_on_real_gsm8k(tiny_prm_dir, shared_data, deepseek_tokenizer, tmp_path):
+def test_eval_recipe_on_real_gsm8k(tiny_prm_dir, real_data, deepseek_tokenizer, tmp_path):
     from recipes.eval_prm import main
 
     out = tmp_path / "out"
     results = main(
         ProcessBenchArguments(
-            output_dir=str(out), data_dir=str(shared_data / "processbench"), splits=["gsm8k"], sweep=True
+            output_dir=str(out), data_dir=str(real_data / "processbench"), splits=["gsm8k"], sweep=True
         ),
         VerifierArguments(model_name_or_path=tiny_prm_dir, batch_token_budget=8192),
     )
@@ -143,7 +143,7 @@ def test_eval_recipe_on_real_gsm8k(tiny_prm_dir, shared_data, deepseek_tokenizer
 
     # Predictions are the benchmark's argmax rule on the model's own full forward pass, in the training layout.
     model = AutoModelForTokenClassification.from_pretrained(tiny_prm_dir).eval()
-    rows = json.loads((shared_data / "processbench" / "gsm8k.json").read_text())
+    rows = json.loads((real_data / "processbench" / "gsm8k.json").read_text())
     for row, rec in list(zip(rows, records))[:25]:
         ex = tokenize_row({"prompt": row["problem"], "completions": row["steps"]}, deepseek_tokenizer, "\n\n")
         with torch.no_grad():

@@ -73,9 +73,9 @@ def config_for(method: str) -> SearchConfig:
 
 
 @pytest.mark.parametrize("method", ["beam_search", "dvts"])
-def test_killed_and_resumed_run_writes_the_same_file(tmp_path, shared_data, components, method):
+def test_killed_and_resumed_run_writes_the_same_file(tmp_path, real_data, components, method):
     generator, verifier = components
-    problems = load_problems(DatasetArguments(dataset_name=str(shared_data / "math500" / "test.jsonl"), dataset_end=5))
+    problems = load_problems(DatasetArguments(dataset_name=str(real_data / "math500" / "test.jsonl"), dataset_end=5))
     config = config_for(method)
     reference = run_search(problems, generator, verifier, config, tmp_path / "full", extract_answer=boxed)
 
@@ -101,9 +101,9 @@ def test_killed_and_resumed_run_writes_the_same_file(tmp_path, shared_data, comp
         assert [len(s) for s in row["scores"]] == [len(s) for s in row["steps"]]
 
 
-def test_shards_merge_into_the_unsharded_results(tmp_path, shared_data, components):
+def test_shards_merge_into_the_unsharded_results(tmp_path, real_data, components):
     generator, verifier = components
-    data = str(shared_data / "gsm8k" / "test.jsonl")
+    data = str(real_data / "gsm8k" / "test.jsonl")
     config = config_for("beam_search")
     problems = load_problems(DatasetArguments(dataset_name=data, dataset_end=6))
     assert problems[0].answer == "18"  # the gold answer after '####'
@@ -128,14 +128,14 @@ def test_merge_rejects_conflicting_shards(tmp_path):
         merge_results([a, b], tmp_path / "m.jsonl")
 
 
-def test_bad_dataset_columns_are_named(shared_data):
+def test_bad_dataset_columns_are_named(real_data):
     with pytest.raises(ValueError, match="no column 'solution_text'"):
         load_problems(
-            DatasetArguments(dataset_name=str(shared_data / "gsm8k" / "test.jsonl"), answer_column="solution_text")
+            DatasetArguments(dataset_name=str(real_data / "gsm8k" / "test.jsonl"), answer_column="solution_text")
         )
 
 
-def test_recipe_runs_end_to_end_and_writes_metrics(tmp_path, shared_data, tiny_dirs):
+def test_recipe_runs_end_to_end_and_writes_metrics(tmp_path, tiny_dirs):
     from trl import TrlParser
 
     from recipes.search import SearchScriptArguments, main
@@ -151,8 +151,6 @@ def test_recipe_runs_end_to_end_and_writes_metrics(tmp_path, shared_data, tiny_d
             str(tiny_dirs / "lm"),
             "--prm_path",
             str(tiny_dirs / "prm"),
-            "--dataset_name",
-            str(shared_data / "math500" / "test.jsonl"),
             "--output_dir",
             str(out),
         ]

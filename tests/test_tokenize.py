@@ -116,8 +116,8 @@ def test_dataset_dtype_follows_label_kind(deepseek_tokenizer):
     assert [y for y in soft[0]["labels"] if y != IGNORE_INDEX] == [0.5, 1.0]
 
 
-def test_real_processbench_tokenized_like_trl(shared_data, deepseek_tokenizer):
-    dataset = load_stepwise_dataset(str(shared_data / "processbench"), split="gsm8k")
+def test_real_processbench_tokenized_like_trl(real_data, deepseek_tokenizer):
+    dataset = load_stepwise_dataset(str(real_data / "processbench"), split="gsm8k")
     tokenized, report = tokenize_dataset(dataset, deepseek_tokenizer, step_separator="\n\n", num_proc=2)
     assert report.skipped_rows == 0 and report.dropped_steps == 0 and len(tokenized) == 400
     for i in range(0, 400, 37):

@@ -77,21 +77,11 @@ def load_weights(output_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def data_args(shared_data) -> list[str]:
-    return [
-        "--dataset_name",
-        str(shared_data / "processbench"),
-        "--processbench_dir",
-        str(shared_data / "processbench"),
-    ]
-
-
-@pytest.fixture(scope="module")
-def single_process_run(tmp_path_factory, data_args) -> Path:
+def single_process_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single") / "model"
     launch(
         ["--num_processes", "1", "--cpu"],
-        [*data_args, "--output_dir", str(out), "--per_device_train_batch_size", "8", "--max_eval_samples", "16"],
+        ["--output_dir", str(out), "--per_device_train_batch_size", "8", "--max_eval_samples", "16"],
     )
     return out
 
@@ -109,12 +99,11 @@ def test_cpu_recipe_runs_end_to_end(single_process_run):
     assert load_weights(out)["score.weight"].shape == (2, 64)
 
 
-def test_ddp_two_processes_matches_one_process(tmp_path, single_process_run, data_args):
+def test_ddp_two_processes_matches_one_process(tmp_path, single_process_run):
     out = tmp_path / "ddp"
     launch(
         ["--config_file", "accelerate_configs/ddp.yaml", "--num_processes", "2"],
         [
-            *data_args,
             "--output_dir",
             str(out),
             "--per_device_train_batch_size",
@@ -152,14 +141,11 @@ def initial_model_dir(tmp_path_factory) -> str:
     return str(path)
 
 
-def test_zero3_two_processes_trains_and_saves_a_loadable_model(
-    tmp_path, single_process_run, data_args, initial_model_dir
-):
+def test_zero3_two_processes_trains_and_saves_a_loadable_model(tmp_path, single_process_run, initial_model_dir):
     out = tmp_path / "zero3"
     launch(
         ["--config_file", "accelerate_configs/zero3.yaml", "--num_processes", "2", "--mixed_precision", "no"],
         [
-            *data_args,
             *["--init_from_config", "none", "--model_name_or_path", initial_model_dir],
             *[
                 "--output_dir",
