@@ -64,3 +64,78 @@ def plot_pool_scaling(metrics: dict, path: str, title: str | None = None) -> str
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+AXIS_LABELS = {
+    "n": "N (samples or beams per problem)",
+    "tokens": "generated tokens per problem (mean)",
+    "flops": "FLOPs per problem (mean, 2 x params x tokens)",
+}
+
+
+def _compute_optimal_panel(ax, result: dict, axis: str) -> None:
+    """One budget axis: every single method, the compute-optimal curves and the reference lines."""
+    methods: dict[str, list[tuple[float, float]]] = {}
+    for s in result["strategies"]:
+        methods.setdefault(f"{s['label']} {s['vote']}", []).append((s["cost"][axis], s["accuracy"]))
+    for name, points in methods.items():
+        points.sort()
+        ax.plot(*zip(*points), marker=".", linewidth=1, alpha=0.6, label=name)
+    rows = result["axes"][axis]["budgets"]
+    budgets = [r["budget"] for r in rows]
+    styles = {"predicted": ("black", "-"), "oracle": ("tab:red", "-")}
+    for kind, (color, style) in styles.items():
+        if kind not in rows[0]:
+            continue
+        cross = [r[kind]["cross_fitted"] for r in rows]
+        ax.plot(
+            budgets,
+            [c["accuracy"] for c in cross],
+            color=color,
+            linestyle=style,
+            linewidth=2.2,
+            drawstyle="steps-post",
+            label=f"compute-optimal, {kind} difficulty (cross-fitted)",
+        )
+        ax.fill_between(
+            budgets, [c["ci95"][0] for c in cross], [c["ci95"][1] for c in cross], color=color, alpha=0.12, step="post"
+        )
+        ax.plot(
+            budgets,
+            [r[kind]["in_sample_optimistic"]["accuracy"] for r in rows],
+            color=color,
+            linestyle=":",
+            linewidth=1.4,
+            drawstyle="steps-post",
+            label=f"compute-optimal, {kind} (in-sample, optimistic)",
+        )
+    for i, ref in enumerate(result.get("references", [])):
+        color = f"C{(i + 5) % 10}"
+        ax.axhline(ref["accuracy"], color=color, linestyle="--", linewidth=1.2, label=f"{ref['label']}: {ref['kind']}")
+        if axis == "flops":
+            ax.plot([ref["flops"]], [ref["accuracy"]], marker="*", markersize=12, color=color)
+    ax.set_xscale("log", base=2 if axis == "n" else 10)
+    ax.set_xlabel(AXIS_LABELS[axis])
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+
+
+def plot_compute_optimal(result: dict, path: str, title: str | None = None) -> str:
+    """Accuracy against N, generated tokens and FLOPs per problem: every method (one line per method and vote), the
+    compute-optimal curves (cross-fitted, with 95% intervals; in-sample dotted) and other models' reference lines
+    (single sample, majority; stars on the FLOPs axis at their cost). ``result`` is ``compute_optimal.json``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(20, 6))
+    for ax, axis in zip(axes, ("n", "tokens", "flops")):
+        _compute_optimal_panel(ax, result, axis)
+    handles, labels = axes[2].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(title or f"Compute-optimal scaling ({result['num_problems']} problems, {result['num_bins']} bins)")
+    fig.tight_layout(rect=(0, 0.08 + 0.025 * (len(labels) // 4), 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -116,3 +116,14 @@ def merge_results(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
         f.writelines(dumps(r) for r in rows)
     logger.info("Merged %d problems from %d shard files into %s", len(rows), len(inputs), output)
     return rows
+
+
+def read_run(directory: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A finished run's rows and its settings (``search_config.json``, ``{}`` when the run has none)."""
+    directory = Path(directory)
+    path = directory / RESULTS_FILE if directory.is_dir() else directory
+    if not path.is_file():
+        raise FileNotFoundError(f"run {directory}: no {RESULTS_FILE}")
+    settings_path = path.parent / "search_config.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    return read_results(path), settings

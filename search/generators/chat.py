@@ -49,3 +49,19 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
     if bos is not None and (not ids or ids[0] != bos):
         ids = [bos, *ids]
     return ids
+
+
+def count_prompt_tokens(problems: list[str], settings: dict) -> list[int]:
+    """Tokens of each problem's prompt as a run formatted it, from the run's ``search_config.json`` settings
+    (generator tokenizer, chat template file, system prompt)."""
+    from prm.data import load_tokenizer
+
+    generator, search = settings.get("generator") or {}, settings.get("search") or {}
+    name = generator.get("generator_tokenizer_name_or_path") or generator.get("generator_model_name_or_path")
+    if not name:
+        raise ValueError("search_config.json names no generator tokenizer")
+    tokenizer = load_tokenizer(name, trust_remote_code=bool(generator.get("generator_trust_remote_code")))
+    template = generator.get("chat_template_path")
+    template = read_chat_template(template) if template else None
+    system_prompt = search.get("system_prompt")
+    return [len(encode_prompt(tokenizer, format_chat_prompt(tokenizer, p, system_prompt, template))) for p in problems]
