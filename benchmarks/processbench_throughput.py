@@ -56,28 +56,22 @@ def baseline_predictions(
 ) -> list[int]:
     """The benchmark script's loop (fixed batches in input order, per-piece tokenization, right padding).
 
-    ``layout="processbench-script"`` is the script verbatim (problem + separator and step + "\n" tokenized
-    with special tokens); ``"training"`` builds the training layout of ``prm.data`` with the same mechanics.
+    ``layout="processbench-script"`` is the script's input since its fix (QwenLM/ProcessBench PR #12, commit
+    05769fa: problem, steps and separator without special tokens); ``"training"`` adds the BOS token in front,
+    as the training layout of ``prm.data`` does.
     """
     predictions = []
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    script = layout == "processbench-script"
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and layout == "training" else []
+    sep = tokenizer(separator, add_special_tokens=False, return_tensors="pt")["input_ids"]
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         input_ids, score_ids = [], []
         for row in batch:
-            if script:
-                ids = tokenizer(row["problem"] + separator, return_tensors="pt")["input_ids"]
-            else:
-                ids = torch.tensor([bos + tokenizer(row["problem"], add_special_tokens=False)["input_ids"]])
+            ids = torch.tensor([bos + tokenizer(row["problem"], add_special_tokens=False)["input_ids"]])
             score_ids.append([])
             for step in row["steps"]:
-                if script:
-                    ids = torch.cat([ids, tokenizer(step + "\n", return_tensors="pt")["input_ids"]], dim=-1)
-                else:
-                    piece = tokenizer(step, add_special_tokens=False, return_tensors="pt")["input_ids"]
-                    sep = tokenizer(separator, add_special_tokens=False, return_tensors="pt")["input_ids"]
-                    ids = torch.cat([ids, piece, sep], dim=-1)
+                piece = tokenizer(step, add_special_tokens=False, return_tensors="pt")["input_ids"]
+                ids = torch.cat([ids, piece, sep], dim=-1)
                 score_ids[-1].append(ids.size(-1) - 1)
             input_ids.append(ids)
         max_len = max(x.size(-1) for x in input_ids)

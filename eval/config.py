@@ -98,8 +98,8 @@ class VerifierArguments:
         default="training",
         metadata={
             "help": "token-cls only. 'training': the input layout the PRM was trained with (prm.data, as TRL). "
-            "'processbench-script': the tokenization of ProcessBench's own script for TRL PRMs, to reproduce its "
-            "published numbers."
+            "'processbench-script': the input of ProcessBench's own script for TRL PRMs in its fixed revision "
+            "(QwenLM/ProcessBench PR #12, commit 05769fa): the training layout without the BOS token."
         },
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = field(

@@ -163,3 +163,59 @@ def test_eval_recipe_bad_input_exits_with_clear_error(tmp_path):
     assert proc.returncode != 0
     assert "--threshold must be in (0, 1)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def fixed_script_input(row: dict, tokenizer, separator: str) -> tuple[list[int], list[int]]:
+    """The input of ProcessBench's TRL-PRM script as fixed in commit 05769fa (QwenLM/ProcessBench PR #12), written
+    out from its description: problem, each step and the separator tokenized without special tokens; the
+    separator after every step, nothing after the problem; a step is scored at the separator's last token."""
+    separator_ids = tokenizer.encode(separator, add_special_tokens=False)
+    ids = tokenizer(row["problem"], add_special_tokens=False)["input_ids"]
+    score_at = []
+    for step in row["steps"]:
+        ids = ids + tokenizer(step, add_special_tokens=False)["input_ids"] + separator_ids
+        score_at.append(len(ids) - 1)
+    return ids, score_at
+
+
+def script_loop_predictions(model, tokenizer, rows, separator: str, prepend: list[int], batch_size: int = 24):
+    """The script's prediction loop: batches in input order, right padding, first step whose argmax is 0."""
+    predictions = []
+    for start in range(0, len(rows), batch_size):
+        inputs = [fixed_script_input(row, tokenizer, separator) for row in rows[start : start + batch_size]]
+        inputs = [(prepend + ids, [p + len(prepend) for p in at]) for ids, at in inputs]
+        width = max(len(ids) for ids, _ in inputs)
+        padded = torch.tensor([ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids, _ in inputs])
+        with torch.no_grad():
+            logits = model(padded).logits
+        for i, (_, at) in enumerate(inputs):
+            wrong = (logits[i, at].argmax(-1) == 0).nonzero()
+            predictions.append(wrong[0].item() if wrong.numel() else -1)
+    return predictions
+
+
+def test_processbench_script_layout_is_the_fixed_script(tiny_prm_dir, real_data, deepseek_tokenizer):
+    from prm.verifiers import load_verifier
+
+    tok = deepseek_tokenizer
+    assert tok.bos_token_id is not None  # DeepSeek's tokenizer has one: the layouts differ by exactly that token
+    rows = json.loads((real_data / "processbench" / "gsm8k.json").read_text())
+    problems, solutions = [r["problem"] for r in rows], [r["steps"] for r in rows]
+    script = load_verifier(tiny_prm_dir, device="cpu", input_layout="processbench-script")
+    training = load_verifier(tiny_prm_dir, device="cpu")
+    assert script.step_separator == training.step_separator == "\n\n"
+
+    script_encoded, training_encoded = script.encode(problems, solutions), training.encode(problems, solutions)
+    for row, enc, train_enc in zip(rows, script_encoded, training_encoded):
+        ids, score_at = fixed_script_input(row, tok, "\n\n")
+        assert enc.input_ids == ids and enc.positions == score_at
+        assert train_enc.input_ids == [tok.bos_token_id, *ids]
+        assert train_enc.positions == [p + 1 for p in score_at]
+
+    # Predictions: each layout equals the script's own loop (batches of 24, right padding) on that input, and
+    # the two layouts disagree only where the leading BOS changes the model's argmax.
+    model = AutoModelForTokenClassification.from_pretrained(tiny_prm_dir).eval()
+    ours_script = [predict_first_error(i.margins, i.scores) for i in script.score_with_info(problems, solutions)]
+    ours_training = [predict_first_error(i.margins, i.scores) for i in training.score_with_info(problems, solutions)]
+    assert ours_script == script_loop_predictions(model, tok, rows, "\n\n", prepend=[])
+    assert ours_training == script_loop_predictions(model, tok, rows, "\n\n", prepend=[tok.bos_token_id])

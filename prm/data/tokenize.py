@@ -8,9 +8,11 @@ Prompt and steps are tokenized separately without special tokens; TRL prepended 
 when it has one, and so do we. The label of a step sits on the last token of (step + separator); every other
 position is -100. Hard labels become 0/1 integers; soft labels keep their float value.
 
-Truncation differs from TRL on purpose: TRL cut the sequence at ``max_length`` even inside a step, keeping a
-label on a half step. Here whole trailing steps that do not fit are dropped with their labels, and a row whose
-prompt (plus one step) does not fit is skipped. Both are counted and logged.
+Truncation differs from TRL on purpose. TRL cut ``input_ids`` and ``labels`` together at ``max_length`` (and the
+completion at ``max_completion_length``), even inside a step: a cut step lost its label, since the label sits on
+its last token, but its leftover tokens stayed in the input unlabelled, and a row with no label left stayed in
+the data. Here whole trailing steps that do not fit are dropped, so no unlabelled leftover tokens remain, and a
+row with no label left (its prompt plus one step does not fit) is skipped. Both are counted and logged.
 """
 
 from __future__ import annotations

@@ -38,11 +38,13 @@ class TokenClassificationVerifier(BatchedVerifier):
     The input is ``[bos] + prompt + (step + separator) * n`` as built by ``prm.data.build_example``; the
     separator defaults to the one saved in the model's config (``prm.data.read_separator``).
 
-    ``input_layout="processbench-script"`` instead reproduces the tokenization of ProcessBench's own script for
-    TRL PRMs, to match its published numbers: ``problem + separator`` and each ``step + separator`` tokenized
-    as separate texts *with* special tokens (so a tokenizer with a BOS token puts one before every piece) and
-    concatenated. (That script always appends "\n" to steps; both layouts agree with it when the separator is
-    "\n".)
+    ``input_layout="processbench-script"`` reproduces the input of ProcessBench's evaluation script for TRL PRMs
+    in its current, fixed revision (QwenLM/ProcessBench pull request #12, commit 05769fa): problem, steps and
+    separator tokenized without special tokens, the separator after every step and nothing after the problem,
+    i.e. the training layout without the BOS token (identical to it for a tokenizer without one). The pull
+    request's first revision (commit 04d347e) tokenized ``problem + separator`` and each ``step + "\n"`` as
+    separate texts with special tokens, putting a BOS before every piece; its author replaced it as a bug, so it
+    is not offered.
     """
 
     def __init__(
@@ -97,11 +99,10 @@ class TokenClassificationVerifier(BatchedVerifier):
         return cls(model, tokenizer, step_separator, **kwargs)
 
     def encode(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
-        if self.input_layout == "processbench-script":
-            return self._encode_script_layout(problems, solutions)
         flat = list(problems) + [step for steps in solutions for step in steps]
         flat_ids = self.tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
-        bos = self.tokenizer.bos_token_id
+        # The benchmark script's fixed revision adds no special tokens; training (like TRL) starts with BOS.
+        bos = None if self.input_layout == "processbench-script" else self.tokenizer.bos_token_id
         out = []
         cursor = len(problems)
         for i, steps in enumerate(solutions):
@@ -109,23 +110,6 @@ class TokenClassificationVerifier(BatchedVerifier):
             cursor += len(steps)
             ex = build_example(flat_ids[i], steps_ids, None, self._separator_ids, bos, self.max_length)
             out.append(Encoded(ex["input_ids"], ex["step_ends"], len(steps)))
-        return out
-
-    def _encode_script_layout(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
-        sep = self.step_separator
-        flat = [p + sep for p in problems] + [step + sep for steps in solutions for step in steps]
-        flat_ids = self.tokenizer(flat)["input_ids"] if flat else []
-        out = []
-        cursor = len(problems)
-        for i, steps in enumerate(solutions):
-            ids, ends = list(flat_ids[i]), []
-            for piece in flat_ids[cursor : cursor + len(steps)]:
-                if self.max_length is not None and len(ids) + len(piece) > self.max_length:
-                    break
-                ids.extend(piece)
-                ends.append(len(ids) - 1)
-            cursor += len(steps)
-            out.append(Encoded(ids if ends else [], ends, len(steps)))
         return out
 
     def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
