@@ -66,7 +66,12 @@ def test_per_bin_choice_and_compute_optimal_above_both(grader):
     singles = {s["name"]: s["accuracy"] for s in result["strategies"]}
     assert singles["A weighted@4"] == singles["B weighted@4"] == 50.0
     assert at_4["best_single"]["in_sample"]["accuracy"] == 50.0
+    assert {m: v["strategy"] for m, v in at_4["methods"].items()} == {
+        "A weighted": "A weighted@4",
+        "B weighted": "B weighted@4",
+    }
     # At N <= 2 only Best-of-N prefixes fit: nothing to choose between, the curve equals A.
+    assert set(next(r for r in result["axes"]["n"]["budgets"] if r["budget"] == 2)["methods"]) == {"A weighted"}
     assert next(r for r in result["axes"]["n"]["budgets"] if r["budget"] == 2)["oracle"]["cross_fitted"][
         "accuracy"
     ] == pytest.approx(50.0)

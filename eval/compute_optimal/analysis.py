@@ -77,8 +77,10 @@ def axis_report(
     bins_by_kind: dict[str, np.ndarray],
     weights: np.ndarray,
     seed: int,
+    strategy_samples: np.ndarray,
 ) -> dict[str, Any]:
-    """One budget axis: budgets, and per budget the best single strategy and each kind's compute-optimal choice."""
+    """One budget axis: budgets, and per budget every method at its largest setting within the budget, the best
+    single strategy and each difficulty kind's compute-optimal choice."""
     mean_cost = table.cost[axis].mean(axis=1)
     order = np.argsort(mean_cost, kind="stable")
     sorted_cost = mean_cost[order]
@@ -100,6 +102,7 @@ def axis_report(
                 "in_sample": estimate(single.in_sample[:, j]),
                 "cross_fitted": estimate(single.cross_fitted[:, j]),
             },
+            "methods": methods_within(table, order[: allowed[j]], strategy_samples),
         }
         for kind, sel in kinds.items():
             spent = realized_cost(cost, bins_by_kind[kind], sel.in_sample_choice[:, j : j + 1])[0]
@@ -115,9 +118,17 @@ def axis_report(
     return {"budgets": rows, "_curves": {k: s.cross_fitted[0] for k, s in kinds.items()}, "_budgets": budgets}
 
 
-def strategy_report(table: StrategyTable, weights: np.ndarray) -> list[dict[str, Any]]:
+def methods_within(table: StrategyTable, within: np.ndarray, samples: np.ndarray) -> dict[str, Any]:
+    """Each method (label and vote) at its most expensive strategy among ``within`` (indices sorted by cost)."""
+    out: dict[str, Any] = {}
+    for s in within:  # cheapest first: a later strategy of the same method replaces an earlier one
+        strategy = table.strategies[s]
+        out[f"{strategy.label} {strategy.vote}"] = {"strategy": strategy.name, **estimate(samples[:, s])}
+    return out
+
+
+def strategy_report(table: StrategyTable, samples: np.ndarray) -> list[dict[str, Any]]:
     """Every single strategy: its settings, mean cost on each axis and accuracy with its interval."""
-    samples = accuracy_samples(weights, table.correct)
     out = []
     for s, strategy in enumerate(table.strategies):
         out.append(
@@ -196,8 +207,9 @@ def analyse(
     """The whole analysis as a JSON-ready dict (``axes`` -> per budget rows; ``strategies``; ``references``)."""
     weights = bootstrap_weights(len(table.problems), bootstrap_samples, seed)
     bins = {kind: difficulty_bins(score, num_bins) for kind, score in difficulty.items()}
-    axes = {axis: axis_report(table, axis, bins, weights, seed) for axis in AXES}
-    strategies = strategy_report(table, weights)
+    samples = accuracy_samples(weights, table.correct)
+    axes = {axis: axis_report(table, axis, bins, weights, seed, samples) for axis in AXES}
+    strategies = strategy_report(table, samples)
     refs = reference_report(references, weights, axes["flops"], strategies)
     for report in axes.values():
         report.pop("_curves"), report.pop("_budgets")
