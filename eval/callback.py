@@ -11,6 +11,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from eval.processbench import DEFAULT_DATASET, SPLITS, run_processbench
+from prm.atomic import write_text
 from prm.verifiers.batching import DEFAULT_TOKEN_BUDGET
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,7 @@ class ProcessBenchCallback(TrainerCallback):
         state.log_history.append({**metrics, "step": state.global_step})
         logger.info("ProcessBench at step %d: %s", state.global_step, json.dumps(metrics))
         os.makedirs(args.output_dir, exist_ok=True)
-        with open(os.path.join(args.output_dir, RESULTS_FILE), "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        write_text(os.path.join(args.output_dir, RESULTS_FILE), json.dumps(results, indent=2))
         return metrics
 
     def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):

@@ -24,9 +24,21 @@ def plot_f1_vs_threshold(sweeps: dict[str, dict[str, float]], path: str) -> str:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
     return path
+
+
+def _save(fig, path: str) -> None:
+    """Write the figure atomically (a failed run leaves no half-written image) and free it."""
+    import matplotlib.pyplot as plt
+
+    from prm.atomic import atomic_write
+
+    try:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def plot_pool_scaling(metrics: dict, path: str, title: str | None = None) -> str:
@@ -61,8 +73,7 @@ def plot_pool_scaling(metrics: dict, path: str, title: str | None = None) -> str
         ax.legend()
     fig.suptitle(title or f"Accuracy vs compute ({metrics.get('num_problems', '?')} problems)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 

@@ -129,17 +129,62 @@ def split_steps(row: dict[str, Any], separator: str = "\n\n") -> list[list[str]]
     return [[s for s in c.split(separator) if s.strip()] for c in row["completions"]]
 
 
-def grade_pool(row: dict[str, Any], grader, agg_strategy: AggStrategy = "last") -> GradedPool:
+def row_location(row: Any, position: int, source: str | None = None) -> str:
+    """How errors name a pool row: the file and line (rows of a results file are one per line), and its index."""
+    index = row.get("index", "?") if isinstance(row, dict) else "?"
+    return f"{source}, line {position + 1} (index={index})" if source else f"results row {position} (index={index})"
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_pool_row(row: Any, where: str, need_scores: bool = True) -> None:
+    """A ValueError naming ``where`` and the field unless ``row`` is a usable results row.
+
+    Needed: ``completions`` (list of strings), ``answer`` (the gold answer), and, unless the pool is about to be
+    re-scored, ``scores`` (one list of numbers per completion); re-scoring needs ``problem`` instead. Optional
+    ``steps`` and ``completion_tokens`` must have one entry per completion.
+    """
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    required = ("completions", "answer", "scores") if need_scores else ("completions", "answer", "problem")
+    for field in required:
+        if field not in row:
+            raise ValueError(f"{where}: missing field {field!r}")
+    completions = row["completions"]
+    if not isinstance(completions, list) or not all(isinstance(c, str) for c in completions):
+        raise ValueError(f"{where}: field 'completions' must be a list of strings")
+    if row["answer"] is None or isinstance(row["answer"], (bool, list, dict)):
+        raise ValueError(
+            f"{where}: field 'answer' must be the gold answer (a string or number), got {row['answer']!r}"
+        )
+    if not need_scores and not isinstance(row["problem"], str):
+        raise ValueError(f"{where}: field 'problem' must be a string")
+    per_completion = {"scores": need_scores, "steps": False, "completion_tokens": False}
+    for field, required_here in per_completion.items():
+        value = row.get(field)
+        if value is None and not required_here:
+            continue
+        if not isinstance(value, list) or len(value) != len(completions):
+            size = len(value) if isinstance(value, list) else type(value).__name__
+            raise ValueError(f"{where}: field {field!r} has {size} entries for {len(completions)} completions")
+        if field == "scores" and not all(isinstance(s, list) and all(_is_number(x) for x in s) for s in value):
+            raise ValueError(f"{where}: field 'scores' must hold one list of numbers per completion")
+        if field == "steps" and not all(isinstance(s, list) and all(isinstance(x, str) for x in s) for s in value):
+            raise ValueError(f"{where}: field 'steps' must hold one list of strings per completion")
+        if field == "completion_tokens" and not all(_is_number(x) for x in value):
+            raise ValueError(f"{where}: field 'completion_tokens' must hold one number per completion")
+
+
+def grade_pool(
+    row: dict[str, Any], grader, agg_strategy: AggStrategy = "last", where: str | None = None
+) -> GradedPool:
     """Extract, group and grade the answers of one results row (see the module docstring)."""
     from search.grading import extract_answer
 
-    where = f"results row index={row.get('index', '?')}"
-    for field in ("completions", "scores", "answer"):
-        if field not in row:
-            raise ValueError(f"{where}: missing field {field!r}")
+    check_pool_row(row, where or f"results row (index={row.get('index', '?') if isinstance(row, dict) else '?'})")
     completions, step_scores = row["completions"], row["scores"]
-    if len(step_scores) != len(completions):
-        raise ValueError(f"{where}: field 'scores' has {len(step_scores)} entries for {len(completions)} completions")
     answers = [extract_answer(text) for text in completions]
     keys = answer_keys(answers, grader)
     representative: dict[str, str] = {}
@@ -149,10 +194,6 @@ def grade_pool(row: dict[str, Any], grader, agg_strategy: AggStrategy = "last") 
     gold = str(row["answer"])
     correct = {key: grader.equivalent(answer, gold) for key, answer in representative.items()}
     tokens = row.get("completion_tokens")
-    if tokens is not None and len(tokens) != len(completions):
-        raise ValueError(
-            f"{where}: field 'completion_tokens' has {len(tokens)} entries for {len(completions)} completions"
-        )
     return GradedPool(keys, answers, [aggregate_scores(s, agg_strategy) for s in step_scores], correct, tokens)
 
 
@@ -199,20 +240,25 @@ def pool_metrics(
     agg_strategy: AggStrategy = "last",
     grader=None,
     ns: Sequence[int] | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of results rows: ``{"naive": {n: acc}, "weighted": ..., "maj": ..., "pass": ..., counts}``.
 
-    Rows without completions are skipped (counted in ``skipped_problems`` and logged). Totals of
+    Rows without completions are skipped (counted in ``skipped_problems`` and logged). A malformed row is an error
+    naming ``source`` (the results file) and its line. Totals of
     ``generated_tokens``/``verifier_tokens`` per problem are averaged when the rows carry them.
     """
     from search.grading import default_grader
 
     grader = grader or default_grader()
-    kept = [r for r in rows if r.get("completions")]
+    for i, row in enumerate(rows):
+        check_pool_row(row, row_location(row, i, source))
+    kept = [(i, r) for i, r in enumerate(rows) if r["completions"]]
     skipped = len(rows) - len(kept)
     if skipped:
         logger.warning("Skipping %d of %d problems without completions", skipped, len(rows))
-    pools = [grade_pool(r, grader, agg_strategy) for r in kept]
+    pools = [grade_pool(r, grader, agg_strategy, row_location(r, i, source)) for i, r in kept]
+    kept = [r for _, r in kept]
     methods = sorted({str(r["method"]) for r in kept if r.get("method")})
     tree = [m for m in methods if m in TREE_METHODS]
     if ns is None and tree and pools:

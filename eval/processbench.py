@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eval.metrics import first_error_from_scores, first_error_index, processbench_scores
+from prm.atomic import atomic_write, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,13 @@ class ProcessBenchFormatError(ValueError):
     """A ProcessBench row that cannot be evaluated; the message names the split, row and field."""
 
 
-def validate_processbench_rows(rows: Sequence[dict[str, Any]], split: str) -> None:
+def validate_processbench_rows(rows: Sequence[dict[str, Any]], split: str, source: str | None = None) -> None:
+    """Every row has a ``problem`` string, a non-empty list of string ``steps`` and a ``label`` in [-1, steps).
+
+    The error names ``source`` (the file, or the hub dataset), the split, the row (0-based) and the field.
+    """
     for i, row in enumerate(rows):
-        where = f"ProcessBench split {split!r}, row {i} (id {row.get('id', '?')!r})"
+        where = f"{source + ': ' if source else ''}ProcessBench split {split!r}, row {i} (id {row.get('id', '?')!r})"
         if not isinstance(row.get("problem"), str):
             raise ProcessBenchFormatError(f"{where}: field 'problem' must be a string")
         steps = row.get("steps")
@@ -58,11 +63,16 @@ def load_processbench_split(
         raise ValueError(f"Unknown ProcessBench split {split!r}; choose from {', '.join(SPLITS)}")
     if data_dir is not None and not os.path.isdir(data_dir):
         raise FileNotFoundError(f"--data_dir {data_dir} is not a directory")
-    dataset = load_raw_dataset(data_dir or dataset_name, split=split)
+    dataset = load_raw_dataset(
+        data_dir or dataset_name,
+        split=split,
+        check_rows=lambda rows, path: validate_processbench_rows(rows, split, path),
+    )
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     rows = dataset.to_list()
-    validate_processbench_rows(rows, split)
+    source = _split_file(data_dir, split) if data_dir is not None else dataset_name
+    validate_processbench_rows(rows, split, source)
     if limit is None and split in EXPECTED_SIZES:
         sizes = (sum(r["label"] != -1 for r in rows), sum(r["label"] == -1 for r in rows))
         if sizes != EXPECTED_SIZES[split]:
@@ -70,6 +80,21 @@ def load_processbench_split(
                 "%s: %d erroneous / %d correct solutions, expected %d / %d", split, *sizes, *EXPECTED_SIZES[split]
             )
     return rows
+
+
+def _split_file(data_dir: str, split: str) -> str:
+    """The file of ``split`` in a local ProcessBench-layout folder (what the error messages name)."""
+    for name in sorted(os.listdir(data_dir)):
+        if os.path.splitext(name)[0] == split:
+            return os.path.join(data_dir, name)
+    return data_dir
+
+
+def load_processbench(
+    splits: Sequence[str], data_dir: str | None = None, dataset_name: str = DEFAULT_DATASET, limit: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Every requested split, checked row by row (see :func:`load_processbench_split`)."""
+    return {split: load_processbench_split(split, data_dir, dataset_name, limit) for split in splits}
 
 
 def predict_first_error(margins: Sequence[float], scores: Sequence[float], threshold: float | None = None) -> int:
@@ -143,6 +168,7 @@ def run_processbench(
     limit: int | None = None,
     settings: dict[str, Any] | None = None,
     sweep_selection: str = "gsm8k",
+    rows_by_split: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any] | None:
     """Evaluate ``verifier`` on ProcessBench and write ``<output_dir>/processbench/``.
 
@@ -157,7 +183,8 @@ def run_processbench(
     from accelerate.utils import gather_object
 
     state = PartialState()
-    rows_by_split = {split: load_processbench_split(split, data_dir, dataset_name, limit) for split in splits}
+    if rows_by_split is None:  # already loaded (and checked) by a caller that reads the data before the model
+        rows_by_split = load_processbench(splits, data_dir, dataset_name, limit)
     per_split: dict[str, dict[str, float]] = {}
     sweeps: dict[str, dict[str, float]] = {}
     out_dir = os.path.join(output_dir, "processbench") if output_dir else None
@@ -207,7 +234,7 @@ def run_processbench(
         if sweep:
             sweeps[split] = sweep_f1(labels, [r["step_scores"] for r in records])
         if out_dir:
-            with open(os.path.join(out_dir, f"{split}.jsonl"), "w", encoding="utf-8") as f:
+            with atomic_write(os.path.join(out_dir, f"{split}.jsonl")) as f:
                 for r in records:
                     f.write(json.dumps(r) + "\n")
     if not state.is_main_process:
@@ -227,8 +254,7 @@ def run_processbench(
         **(settings or {}),
     }
     if out_dir:
-        with open(os.path.join(out_dir, "results.json"), "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        write_text(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2))
         if sweep:
             from eval.plots import plot_f1_vs_threshold
 

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from prm.verifiers.aggregation import AggStrategy, aggregate_scores
 
-from .pool import grade_pool, split_steps, weighted_answer
+from .pool import check_pool_row, grade_pool, row_location, split_steps, weighted_answer
 
 logger = logging.getLogger(__name__)
 
@@ -22,15 +22,19 @@ def rescore_rows(
     separator: str = "\n\n",
     grader=None,
     show_progress: bool = True,
+    source: str | None = None,
 ) -> list[dict[str, Any]]:
     """New rows with ``scores`` (per completion, per step) from ``verifier``, and ``agg_scores``, ``pred`` (weighted
     vote) and ``verifier_tokens`` (tokens this verifier ran for the problem) to match; the other fields are kept.
 
     A completion's steps are ``row["steps"]`` when stored, else its text split on ``separator`` (empty pieces
-    dropped). One ``verifier.score`` call per problem, so verifier tokens are attributed exactly.
+    dropped). One ``verifier.score`` call per problem, so verifier tokens are attributed exactly. A malformed row is an
+    error naming ``source`` (the results file) and its line, raised before anything is scored.
     """
     from search.grading import default_grader
 
+    for i, row in enumerate(rows):  # every row checked before any is scored
+        check_pool_row(row, row_location(row, i, source), need_scores=False)
     grader = grader or default_grader()
     out = []
     for row in tqdm(rows, desc="re-scoring", disable=not show_progress):

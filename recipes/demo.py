@@ -61,9 +61,8 @@ def main(config: DemoConfig) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from trl import TrlParser
+    from prm import cli
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    (demo_config,) = TrlParser((DemoConfig,)).parse_args_and_config()
-    main(demo_config)
+    cli.run(__file__, main, (DemoConfig,))

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 from eval.config import ProcessBenchArguments, VerifierArguments
-from eval.processbench import format_table, run_processbench
+from eval.processbench import format_table, load_processbench, run_processbench
 from prm.data import decode_separator
 from prm.verifiers import load_verifier, resolve_verifier_type
 
@@ -38,6 +37,10 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
     from accelerate import PartialState
 
     state = PartialState()
+    # The data first: a malformed file fails in seconds, before any model is loaded.
+    rows_by_split = load_processbench(
+        script_args.splits, script_args.data_dir, script_args.dataset_name, script_args.limit
+    )
     verifier_type = resolve_verifier_type(model_args.model_name_or_path, model_args.verifier_type)
     kwargs = {"batch_token_budget": model_args.batch_token_budget, "max_length": model_args.max_length}
     if model_args.separator is not None:
@@ -69,6 +72,7 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
         threshold=script_args.threshold,
         sweep=script_args.sweep,
         sweep_selection=script_args.sweep_selection,
+        rows_by_split=rows_by_split,
         limit=script_args.limit,
         settings={
             "model": model_args.model_name_or_path,
@@ -94,13 +98,7 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
 
 
 if __name__ == "__main__":
-    from trl import TrlParser
+    from prm import cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = TrlParser((ProcessBenchArguments, VerifierArguments))
-    try:
-        script_args, model_args = parser.parse_args_and_config()
-        main(script_args, model_args)
-    except (ValueError, OSError) as error:  # bad options, missing model or data, malformed rows
-        print(f"eval_prm.py: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run(__file__, main, (ProcessBenchArguments, VerifierArguments))

@@ -24,9 +24,10 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from eval.plots import plot_pool_scaling
-from eval.pool import pool_metrics, pool_table
+from eval.pool import check_pool_row, pool_metrics, pool_table, row_location
 from eval.pool_config import PoolEvalArguments
 from eval.rescore import rescore_rows
+from prm.atomic import atomic_write, write_text
 from prm.data import decode_separator
 from search.grading import MathGrader
 from search.results import dumps, read_results
@@ -42,8 +43,9 @@ def main(script_args: PoolEvalArguments) -> dict:
         raise FileNotFoundError(f"No results file at {path}")
     rows = read_results(path)
     if not rows:
-        raise ValueError(f"No results in {script_args.input}")
-    os.makedirs(script_args.output_dir, exist_ok=True)
+        raise ValueError(f"No results in {path}")
+    for i, row in enumerate(rows):  # before loading any model or writing anything
+        check_pool_row(row, row_location(row, i, path), need_scores=not script_args.prm_path)
     grader = MathGrader(timeout_s=script_args.grading_timeout_s)
     try:
         if script_args.prm_path:
@@ -56,19 +58,17 @@ def main(script_args: PoolEvalArguments) -> dict:
                 dtype=None if script_args.prm_dtype == "auto" else script_args.prm_dtype,
                 trust_remote_code=script_args.trust_remote_code,
             )
-            rows = rescore_rows(
-                rows, verifier, script_args.agg_strategy, decode_separator(script_args.step_separator), grader
-            )
-            with open(os.path.join(script_args.output_dir, "results.jsonl"), "w", encoding="utf-8") as f:
+            separator = decode_separator(script_args.step_separator)
+            rows = rescore_rows(rows, verifier, script_args.agg_strategy, separator, grader, source=path)
+            with atomic_write(os.path.join(script_args.output_dir, "results.jsonl")) as f:
                 f.writelines(dumps(r) for r in rows)
-        metrics = pool_metrics(rows, script_args.agg_strategy, grader)
+        metrics = pool_metrics(rows, script_args.agg_strategy, grader, source=path)
         metrics["grading_timeouts"] = grader.timeouts
     finally:
         grader.close()
     metrics["input"] = script_args.input
     metrics["verifier"] = script_args.prm_path
-    with open(os.path.join(script_args.output_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    write_text(os.path.join(script_args.output_dir, "metrics.json"), json.dumps(metrics, indent=2))
     plot_pool_scaling(metrics, os.path.join(script_args.output_dir, "scaling.png"))
     print(pool_table(metrics))
     print(f"Metrics in {os.path.join(script_args.output_dir, 'metrics.json')}")
@@ -76,13 +76,7 @@ def main(script_args: PoolEvalArguments) -> dict:
 
 
 if __name__ == "__main__":
-    from trl import TrlParser
+    from prm import cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = TrlParser((PoolEvalArguments,))
-    try:
-        (script_args,) = parser.parse_args_and_config()
-        main(script_args)
-    except (ValueError, KeyError, OSError) as error:  # bad options, missing files, malformed rows
-        print(f"evaluate_pool.py: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run(__file__, main, (PoolEvalArguments,))

@@ -94,12 +94,7 @@ def main(
 
 
 if __name__ == "__main__":
-    from trl import TrlParser
+    from prm import cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = TrlParser((SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments))
-    try:
-        main(*parser.parse_args_and_config())
-    except (ValueError, KeyError, OSError) as error:  # bad options, missing files, malformed rows
-        print(f"search.py: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    cli.run(__file__, main, (SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments))

@@ -17,7 +17,6 @@ Any YAML key can be overridden on the command line (``--learning_rate 1e-5``). `
 from __future__ import annotations
 
 import logging
-import sys
 
 from prm.training import PRMConfig, PRMTrainer
 from prm.training.pipeline import (
@@ -73,18 +72,11 @@ def main(script_args: PRMScriptArguments, training_args: PRMConfig, model_args) 
 
 
 if __name__ == "__main__":
-    from trl import ModelConfig, TrlParser
+    from trl import ModelConfig
+
+    from prm import cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # allow_abbrev=False: a misspelt option (--learning_rat) is an error, not a silent prefix match.
-    parser = TrlParser((PRMScriptArguments, PRMConfig, ModelConfig), allow_abbrev=False)
-    try:
-        script_args, training_args, model_args = parser.parse_args_and_config()
-    except ValueError as error:  # unknown YAML keys and invalid values
-        print(f"train_prm.py: configuration error: {error}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        main(script_args, training_args, model_args)
-    except (ValueError, FileNotFoundError) as error:  # bad data or settings: say what, without a traceback
-        logger.error("%s: %s", type(error).__name__, error)
-        sys.exit(1)
+    # Unknown or misspelt YAML keys and options, invalid values and malformed rows: one line naming the file and
+    # row, exit status 1.
+    cli.run(__file__, main, (PRMScriptArguments, PRMConfig, ModelConfig))

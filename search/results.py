@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.pool import weighted_vote
+from prm.atomic import atomic_write
 from prm.verifiers.aggregation import AggStrategy, aggregate_scores
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def merge_results(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
                 raise ValueError(f"Problem index {row['index']} appears in several shards with different results")
     rows = [by_index[i] for i in sorted(by_index)]
     Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", encoding="utf-8") as f:
+    with atomic_write(output) as f:
         f.writelines(dumps(r) for r in rows)
     logger.info("Merged %d problems from %d shard files into %s", len(rows), len(inputs), output)
     return rows

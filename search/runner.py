@@ -22,6 +22,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from prm.atomic import write_text
+
 from .beam_search import beam_search
 from .best_of_n import best_of_n
 from .config import DatasetArguments, SearchConfig
@@ -50,13 +52,18 @@ def gold_from_text(text: str, answer_format: str = "auto") -> str:
 
 
 def load_problems(args: DatasetArguments) -> list[Problem]:
-    """The shard's problems, read through ``datasets.load_dataset`` (hub name, local file or folder)."""
+    """The shard's problems, read through ``datasets.load_dataset`` (hub name, local file or folder).
+
+    A malformed file or row is an error naming the file (or dataset) and the row: a problem must be a non-empty
+    string and every row needs a gold answer.
+    """
     from datasets import load_dataset
+
+    from prm.data import load_local_file
 
     name = args.dataset_name
     if os.path.isfile(name):
-        ext = "json" if name.endswith((".json", ".jsonl")) else name.rsplit(".", 1)[-1]
-        dataset = load_dataset(ext, data_files={args.dataset_split: name}, split=args.dataset_split)
+        dataset = load_local_file(name, args.dataset_split)
     else:
         dataset = load_dataset(name, args.dataset_config, split=args.dataset_split)
     columns = dataset.column_names
@@ -69,10 +76,15 @@ def load_problems(args: DatasetArguments) -> list[Problem]:
     if start >= end:
         raise ValueError(f"{name} has {len(dataset)} rows: the shard [{start}, {end}) is empty")
     rows = dataset.select(range(start, end))
-    return [
-        Problem(start + i, str(p), gold_from_text(a, args.answer_format))
-        for i, (p, a) in enumerate(zip(rows[problem_column], rows[args.answer_column]))
-    ]
+    problems = []
+    for i, (p, a) in enumerate(zip(rows[problem_column], rows[args.answer_column]), start):
+        if not isinstance(p, str) or not p.strip():
+            raise ValueError(f"{name}, row {i}: field {problem_column!r} must be a non-empty string, got {p!r:.60}")
+        gold = None if a is None or isinstance(a, (list, dict, bool)) else gold_from_text(a, args.answer_format)
+        if not gold:
+            raise ValueError(f"{name}, row {i}: field {args.answer_column!r} must hold the gold answer, got {a!r:.60}")
+        problems.append(Problem(i, p, gold))
+    return problems
 
 
 def make_scorer(verifier, config: SearchConfig):
@@ -156,7 +168,7 @@ def write_settings(output_dir: str | os.PathLike, **sections: Any) -> None:
     """Record the run's settings next to its results (``OUT/search_config.json``)."""
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     payload = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in sections.items()}
-    Path(output_dir, "search_config.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    write_text(Path(output_dir, "search_config.json"), json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def write_metrics(output_dir: str | os.PathLike, agg_strategy: str, title: str | None = None) -> dict[str, Any]:
@@ -169,9 +181,9 @@ def write_metrics(output_dir: str | os.PathLike, agg_strategy: str, title: str |
     rows = read_results(out / RESULTS_FILE)
     grader = MathGrader()
     try:
-        metrics = pool_metrics(rows, agg_strategy, grader)
+        metrics = pool_metrics(rows, agg_strategy, grader, source=str(out / RESULTS_FILE))
     finally:
         grader.close()
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plot_pool_scaling(metrics, str(out / "scaling.png"), title=title)
     return metrics

@@ -9,7 +9,7 @@ from .converters import (
     processbench_row,
 )
 from .format import StepwiseFormatError, has_soft_labels, validate_dataset, validate_rows
-from .loading import load_raw_dataset, load_stepwise_dataset
+from .loading import check_json_file, load_local_file, load_raw_dataset, load_stepwise_dataset
 from .separator import DEFAULT_SEPARATOR, decode_separator, read_separator, save_separator
 from .tokenize import IGNORE_INDEX, TruncationReport, build_example, tokenize_dataset, tokenize_row
 from .tokenizer import DEFAULT_DATE_STRING, load_tokenizer, render_chat
@@ -22,10 +22,12 @@ __all__ = [
     "StepwiseFormatError",
     "TruncationReport",
     "build_example",
+    "check_json_file",
     "convert_dataset",
     "decode_separator",
     "detect_layout",
     "has_soft_labels",
+    "load_local_file",
     "load_raw_dataset",
     "load_stepwise_dataset",
     "load_tokenizer",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Literal
 
 from .converters import Layout, convert_dataset
@@ -21,7 +23,60 @@ def _builder_for(path: str) -> str:
     return _FILE_BUILDERS[suffix]
 
 
-def load_raw_dataset(name_or_path: str, split: str | None = "train", config_name: str | None = None):
+def check_json_file(path: str) -> list[dict]:
+    """The rows of a local JSON (array) / JSON Lines file, or a ValueError naming the file and the line of the first
+    thing ``datasets`` cannot read as a row (invalid JSON, a line that is not an object)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg != "Extra data":  # a single JSON document that is broken
+            raise ValueError(f"{path}, line {err.lineno}: not valid JSON ({err.msg}, column {err.colno})") from None
+    else:
+        rows = data if isinstance(data, list) else [data]
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, row {i}: expected a JSON object per row, got {type(row).__name__}")
+        return rows
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):  # JSON Lines
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {lineno}: not valid JSON ({err.msg}, column {err.colno})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
+def load_local_file(path: str, split: str = "train", check_rows: Callable[[list[dict], str], None] | None = None):
+    """One local data file as a ``datasets.Dataset``. When ``datasets`` cannot read it, the error names the file
+    and, for JSON, the line (malformed JSON) or the row ``check_rows(rows, path)`` rejects (e.g. a field whose type
+    differs from the other rows'); the check costs nothing for files that load."""
+    from datasets import load_dataset
+
+    builder = _builder_for(path)
+    try:
+        return load_dataset(builder, data_files={split: path}, split=split)
+    except Exception as err:
+        if builder == "json":
+            rows = check_json_file(path)
+            if check_rows is not None:
+                check_rows(rows, path)
+        reason = " | ".join(str(err).splitlines()[:1]) or type(err).__name__
+        raise ValueError(f"{path}: cannot be read as a table of rows ({type(err).__name__}: {reason})") from err
+
+
+def load_raw_dataset(
+    name_or_path: str,
+    split: str | None = "train",
+    config_name: str | None = None,
+    check_rows: Callable[[list[dict], str], None] | None = None,
+):
     """``datasets.load_dataset`` for a hub name, a local directory, or a single local file.
 
     A local directory of ``<split>.json[l]/.parquet`` files is read with one split per file, so the same
@@ -30,7 +85,7 @@ def load_raw_dataset(name_or_path: str, split: str | None = "train", config_name
     from datasets import load_dataset
 
     if os.path.isfile(name_or_path):
-        return load_dataset(_builder_for(name_or_path), data_files=name_or_path, split="train")
+        return load_local_file(name_or_path, check_rows=check_rows)
     if os.path.isdir(name_or_path):
         files = {
             os.path.splitext(f)[0]: os.path.join(name_or_path, f)
@@ -38,7 +93,7 @@ def load_raw_dataset(name_or_path: str, split: str | None = "train", config_name
             if os.path.splitext(f)[1].lower() in _FILE_BUILDERS
         }
         if split is not None and split in files:
-            return load_dataset(_builder_for(files[split]), data_files=files[split], split="train")
+            return load_local_file(files[split], check_rows=check_rows)
         if files and split is not None and split not in files and "train" not in files:
             raise ValueError(f"No split {split!r} in {name_or_path}; found {sorted(files)}")
     return load_dataset(name_or_path, config_name, split=split)

@@ -40,8 +40,7 @@ def main(script_args: PolicyScriptArguments, config: PolicyTrainingConfig) -> di
 
 
 if __name__ == "__main__":
-    from trl import TrlParser
+    from prm import cli
 
     logging.basicConfig(level=logging.INFO)
-    parser = TrlParser((PolicyScriptArguments, PolicyTrainingConfig))
-    main(*parser.parse_args_and_config())
+    cli.run(__file__, main, (PolicyScriptArguments, PolicyTrainingConfig))
