@@ -28,7 +28,7 @@ def plot_f1_vs_threshold(sweeps: dict[str, dict[str, float]], path: str) -> str:
     return path
 
 
-def _save(fig, path: str) -> None:
+def _save(fig, path: str, dpi: int = 120) -> None:
     """Write the figure atomically (a failed run leaves no half-written image) and free it."""
     import matplotlib.pyplot as plt
 
@@ -36,7 +36,7 @@ def _save(fig, path: str) -> None:
 
     try:
         with atomic_write(path, "wb") as f:
-            fig.savefig(f, format="png", dpi=120)
+            fig.savefig(f, format="png", dpi=dpi)
     finally:
         plt.close(fig)
 
@@ -147,6 +147,5 @@ def plot_compute_optimal(result: dict, path: str, title: str | None = None) -> s
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(title or f"Compute-optimal scaling ({result['num_problems']} problems, {result['num_bins']} bins)")
     fig.tight_layout(rect=(0, 0.08 + 0.025 * (len(labels) // 4), 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
     return path

@@ -27,6 +27,8 @@ from eval.compute_optimal import compute_optimal
 from eval.compute_optimal.config import ComputeOptimalArguments
 from eval.compute_optimal.loading import make_runs
 from eval.plots import plot_compute_optimal
+from eval.pool import check_pool_row, row_location
+from prm.atomic import write_text
 from search.generators.chat import count_prompt_tokens
 from search.grading import MathGrader
 from search.results import read_run
@@ -37,6 +39,10 @@ logger = logging.getLogger("compute_optimal")
 def read_runs(directories: list[str], script_args: ComputeOptimalArguments, grader) -> list[tuple]:
     """``(directory, rows, settings)`` of each run, re-scored with ``--prm_path`` when given."""
     contents = [(d, *read_run(d)) for d in directories]
+    for directory, rows, _ in contents:  # every run checked before any model is loaded
+        path = os.path.join(directory, "results.jsonl") if os.path.isdir(directory) else directory
+        for i, row in enumerate(rows):
+            check_pool_row(row, row_location(row, i, path), need_scores=not script_args.prm_path)
     if not script_args.prm_path:
         return contents
     from eval.rescore import rescore_rows
@@ -87,9 +93,7 @@ def main(script_args: ComputeOptimalArguments) -> dict:
         grader.close()
     result["compute"] = {"runs": compute, "reference_runs": reference_compute}
     result["grading_timeouts"] = grader.timeouts
-    os.makedirs(script_args.output_dir, exist_ok=True)
-    with open(os.path.join(script_args.output_dir, "compute_optimal.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_text(os.path.join(script_args.output_dir, "compute_optimal.json"), json.dumps(result, indent=2))
     plot_compute_optimal(result, os.path.join(script_args.output_dir, "compute_optimal.png"))
     for row in result["axes"]["n"]["budgets"]:
         best, pred = row["best_single"], row["predicted"]
@@ -107,12 +111,8 @@ def main(script_args: ComputeOptimalArguments) -> dict:
 
 
 if __name__ == "__main__":
-    from trl import TrlParser
+    from prm import cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        (script_args,) = TrlParser((ComputeOptimalArguments,)).parse_args_and_config()
-        main(script_args)
-    except (ValueError, KeyError, OSError) as error:  # bad options or unknown keys, missing runs, malformed rows
-        print(f"compute_optimal.py: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    # Unknown or misspelt YAML keys, missing runs, malformed rows: one line naming the file and line.
+    cli.run(__file__, main, (ComputeOptimalArguments,))

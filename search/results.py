@@ -126,5 +126,8 @@ def read_run(directory: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[s
     if not path.is_file():
         raise FileNotFoundError(f"run {directory}: no {RESULTS_FILE}")
     settings_path = path.parent / "search_config.json"
-    settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    try:
+        settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{settings_path}, line {err.lineno}: not valid JSON ({err.msg})") from None
     return read_results(path), settings

@@ -47,6 +47,7 @@ MISSPELT = {
     "search.py": ("output_dir: out\nmethod: dvts\nbeam_widht: 4\n", 3, "beam_widht", "beam_width"),
     "demo.py": ("output_dir: out\nsedes: [0]\n", 2, "sedes", "seeds"),
     "arith/train_policy.py": ("output_dir: out\neval_problem: 3\n", 2, "eval_problem", "eval_problems"),
+    "compute_optimal.py": ("runs: [a]\noutput_dir: out\nnum_bin: 3\n", 3, "num_bin", "num_bins"),
 }
 
 
@@ -85,16 +86,16 @@ def test_config_files_that_are_not_yaml_mappings_are_named(tmp_path):
 # ---- ProcessBench-layout files for eval_prm.py --------------------------------------------------------------------
 
 
-def processbench_rows(shared_data: Path, n: int = 3) -> list[dict]:
-    return json.loads((shared_data / "processbench" / "gsm8k.json").read_text())[:n]
+def processbench_rows(real_data: Path, n: int = 3) -> list[dict]:
+    return json.loads((real_data / "processbench" / "gsm8k.json").read_text())[:n]
 
 
 @pytest.mark.parametrize("case", ["invalid_json", "label_out_of_range", "label_of_another_type", "steps_not_a_list"])
-def test_eval_prm_names_the_file_and_row_of_a_malformed_processbench_file(case, tmp_path, shared_data):
+def test_eval_prm_names_the_file_and_row_of_a_malformed_processbench_file(case, tmp_path, real_data):
     data = tmp_path / "data"
     data.mkdir()
     path = data / "gsm8k.json"
-    rows = processbench_rows(shared_data)
+    rows = processbench_rows(real_data)
     if case == "invalid_json":
         path.write_text(json.dumps(rows, indent=1)[:-30])
         expected = f"{path}, line "

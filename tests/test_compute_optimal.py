@@ -237,7 +237,9 @@ def test_recipe_errors_are_one_line(tmp_path):
     assert "short has 7 problems" in done.stderr and "Traceback" not in done.stderr
     (tmp_path / "bad.yaml").write_text(f"runs: [{dirs[0]}]\noutput_dir: {tmp_path}\nnum_binz: 3\n")
     done = recipe("--config", str(tmp_path / "bad.yaml"))
-    assert done.returncode == 1 and "num_binz" in done.stderr and "Traceback" not in done.stderr
+    # A configuration error (every recipe, prm.cli): status 2, the file, line and nearest key named.
+    assert done.returncode == 2 and "line 3: unknown key 'num_binz' (did you mean 'num_bins'?)" in done.stderr
+    assert "Traceback" not in done.stderr
     from eval.compute_optimal.config import ComputeOptimalArguments
     from recipes.compute_optimal import main
 
