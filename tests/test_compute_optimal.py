@@ -192,7 +192,7 @@ def test_recipe_places_a_larger_policy_on_the_flops_axis(tmp_path):
     ]
     out = tmp_path / "out"
     from eval.compute_optimal.config import ComputeOptimalArguments
-    from recipes.compute_optimal import main
+    from search.compute_optimal import compute_optimal_from_args as main
 
     args = ComputeOptimalArguments(
         runs=[str(dirs[0]), str(dirs[1])],
@@ -241,7 +241,7 @@ def test_recipe_errors_are_one_line(tmp_path):
     assert done.returncode == 2 and "line 3: unknown key 'num_binz' (did you mean 'num_bins'?)" in done.stderr
     assert "Traceback" not in done.stderr
     from eval.compute_optimal.config import ComputeOptimalArguments
-    from recipes.compute_optimal import main
+    from search.compute_optimal import compute_optimal_from_args as main
 
     with pytest.raises(FileNotFoundError, match="nowhere: no results.jsonl"):
         main(ComputeOptimalArguments(runs=[str(tmp_path / "nowhere")], output_dir=str(tmp_path / "out")))
