@@ -58,11 +58,11 @@ def load_rescoring_verifier(args: ComputeOptimalArguments):
 
 def compute_optimal_from_args(args: ComputeOptimalArguments) -> dict[str, Any]:
     """Read, (re-score,) grade and analyse the runs; write ``compute_optimal.json`` and ``compute_optimal.png``."""
-    grader = MathGrader(timeout_s=args.grading_timeout_s)
     counter = count_prompt_tokens if args.count_prompt_tokens else None
     main_contents = read_runs(args.runs, args)
     reference_contents = read_runs(args.reference_runs or [], args)
     verifier = load_rescoring_verifier(args)  # after the runs are checked
+    grader = MathGrader(timeout_s=args.grading_timeout_s)
     try:
         if verifier is not None:
             main_contents = rescore(main_contents, args, grader, verifier)
