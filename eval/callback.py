@@ -23,7 +23,8 @@ class ProcessBenchCallback(TrainerCallback):
     """Runs ProcessBench on (a subset of) the splits with the in-memory model, the same code as ``eval_prm.py``.
 
     Results go to ``<output_dir>/processbench_results.json`` (read by the model card) and to the trainer's log
-    history as ``processbench/<split>_f1`` and ``processbench/average_f1``; with ``on_evaluate=True`` they are
+    history as ``processbench/<split>_f1`` and ``processbench/average_f1`` (with ``report_to`` including wandb,
+    also to the Trainer's W&B run, with the per-split table); with ``on_evaluate=True`` they are
     also added to the metrics returned by ``trainer.evaluate()`` as ``eval_processbench_*``.
     """
 
@@ -78,6 +79,8 @@ class ProcessBenchCallback(TrainerCallback):
         metrics = {f"processbench/{s}_f1": results[s]["f1"] for s in self.splits}
         metrics["processbench/average_f1"] = results["average_f1"]
         state.log_history.append({**metrics, "step": state.global_step})
+        if "wandb" in (args.report_to or []):
+            _log_to_active_wandb_run(results, state.global_step)
         logger.info("ProcessBench at step %d: %s", state.global_step, json.dumps(metrics))
         os.makedirs(args.output_dir, exist_ok=True)
         write_text(os.path.join(args.output_dir, RESULTS_FILE), json.dumps(results, indent=2))
@@ -92,3 +95,16 @@ class ProcessBenchCallback(TrainerCallback):
         found = self._run(args, state, model, processing_class)
         if metrics is not None:
             metrics.update({"eval_" + k.replace("/", "_"): v for k, v in found.items()})
+
+
+def _log_to_active_wandb_run(results: dict[str, Any], global_step: int) -> None:
+    """The Trainer's W&B run (opened by transformers' WandbCallback) gets the results, table included, at the
+    training step they belong to; the callback's own log entries never pass through the Trainer's loggers."""
+    import wandb
+
+    from eval.tracking import processbench_payload
+
+    if wandb.run is None:
+        logger.warning("report_to includes wandb but no W&B run is active; ProcessBench results not logged there")
+        return
+    wandb.run.log({**processbench_payload(results), "train/global_step": global_step})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from eval.processbench import DEFAULT_DATASET, SPLITS
+from eval.tracking import REPORT_TO, REPORT_TO_HELP, RUN_NAME_HELP, ReportTo
 from prm.verifiers.batching import DEFAULT_TOKEN_BUDGET
 
 
@@ -39,6 +40,8 @@ class ProcessBenchArguments:
         },
     )
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N solutions of each split."})
+    report_to: ReportTo = field(default="none", metadata={"help": REPORT_TO_HELP})
+    run_name: str | None = field(default=None, metadata={"help": RUN_NAME_HELP})
 
     def __post_init__(self):
         unknown = [s for s in self.splits if s not in SPLITS]
@@ -57,6 +60,8 @@ class ProcessBenchArguments:
             raise ValueError("--sweep_selection cross-fit needs at least two --splits")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be positive, got {self.limit}")
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"--report_to must be one of {REPORT_TO}, got {self.report_to!r}")
 
 
 @dataclass

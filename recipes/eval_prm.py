@@ -27,6 +27,7 @@ import os
 
 from eval.config import ProcessBenchArguments, VerifierArguments
 from eval.processbench import format_table, load_processbench, run_processbench
+from eval.tracking import report_processbench
 from prm.data import decode_separator
 from prm.verifiers import load_verifier, resolve_verifier_type
 
@@ -94,6 +95,7 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
                 f"  average F1 {chosen['average_f1']:.1f}" + (f", held-out splits {held_out:.1f}" if held_out else "")
             )
         print(f"Results in {os.path.join(script_args.output_dir, 'processbench')}")
+    report_processbench(results, script_args.output_dir, script_args.report_to, script_args.run_name)
     return results
 
 

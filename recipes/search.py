@@ -58,6 +58,7 @@ def main(
     from pathlib import Path
 
     from eval.pool import pool_table
+    from eval.tracking import report_search
     from search.results import RESULTS_FILE, merge_results
     from search.runner import load_problems, run_search, write_metrics, write_settings
 
@@ -90,6 +91,7 @@ def main(
     metrics = write_metrics(script_args.output_dir, search_args.agg_strategy, title=search_args.method)
     print(pool_table(metrics))
     print(f"Results in {script_args.output_dir}")
+    report_search(metrics, script_args.output_dir, search_args.report_to, search_args.run_name)
     return metrics
 
 

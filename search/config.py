@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from eval.tracking import REPORT_TO, REPORT_TO_HELP, RUN_NAME_HELP, ReportTo
 from prm.data.separator import decode_separator
 from prm.verifiers.aggregation import AGG_STRATEGIES
 
@@ -84,9 +85,13 @@ class SearchConfig:
             "classification PRMs only; other verifiers re-score whole prefixes)."
         },
     )
+    report_to: ReportTo = field(default="none", metadata={"help": REPORT_TO_HELP})
+    run_name: str | None = field(default=None, metadata={"help": RUN_NAME_HELP})
 
     def __post_init__(self):
         self.step_separator = decode_separator(self.step_separator)
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"report_to must be one of {REPORT_TO}, got {self.report_to!r}")
         if self.n < 1:
             raise ValueError(f"n must be at least 1, got {self.n}")
         if self.beam_width < 1 or self.n % self.beam_width:
