@@ -35,7 +35,7 @@ from search.primitives import CachedScorer, FullScorer  # noqa: E402
 from search.runner import load_problems  # noqa: E402
 from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "math500" / "test.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "data" / "math500" / "test.jsonl"  # all of MATH-500, shipped
 
 
 def main() -> None:

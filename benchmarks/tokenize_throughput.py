@@ -2,6 +2,10 @@
 
     python benchmarks/tokenize_throughput.py [--data_dir ../shared/data/processbench] [--repeats 3]
 
+The full data set is read from ``--data_dir`` (default ``../shared/data/processbench`` beside the repository, or
+``$PRMKIT_SHARED_DATA/processbench``); where it is missing, the slices shipped in ``data/processbench`` (540 of
+the 3,400 solutions) are used instead and the printed row count says so.
+
 Prints rows/s for a TRL-style per-row baseline (one tokenizer call per step, ``datasets.map`` unbatched) and for
 prmkit's batched ``tokenize_dataset`` with ``dataset_num_proc`` = 1 and 2, side by side, and their ratios.
 """
@@ -43,9 +47,13 @@ def best_of(repeats, fn):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    full = os.path.join(
+        os.environ.get("PRMKIT_SHARED_DATA", os.path.join(repo, "..", "shared", "data")), "processbench"
+    )
+    shipped = os.path.join(repo, "data", "processbench")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=os.path.join(here, "..", "..", "shared", "data", "processbench"))
+    parser.add_argument("--data_dir", default=full if os.path.isdir(full) else shipped)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
@@ -57,7 +65,8 @@ def main():
     dataset = datasets.concatenate_datasets([load_stepwise_dataset(args.data_dir, split=s) for s in SPLITS])
     rows = len(dataset)
     print(
-        f"{rows} ProcessBench solutions, {sum(len(c) for c in dataset['completions'])} steps, cores={os.cpu_count()}"
+        f"{rows} ProcessBench solutions from {args.data_dir}, {sum(len(c) for c in dataset['completions'])} steps, "
+        f"cores={os.cpu_count()}"
     )
 
     trl_kwargs = {"tokenizer": tokenizer, "separator": "\n"}
