@@ -108,9 +108,9 @@ def _compute_optimal_panel(ax, result: dict, axis: str) -> None:
             drawstyle="steps-post",
             label=f"compute-optimal, {kind} difficulty (cross-fitted)",
         )
-        ax.fill_between(
-            budgets, [c["ci95"][0] for c in cross], [c["ci95"][1] for c in cross], color=color, alpha=0.12, step="post"
-        )
+        if kind == "predicted":  # one band (the deployable curve's 95% interval) keeps the figure readable
+            lows, highs = [c["ci95"][0] for c in cross], [c["ci95"][1] for c in cross]
+            ax.fill_between(budgets, lows, highs, color=color, alpha=0.1, step="post", label="95% interval")
         ax.plot(
             budgets,
             [r[kind]["in_sample_optimistic"]["accuracy"] for r in rows],
@@ -133,7 +133,7 @@ def _compute_optimal_panel(ax, result: dict, axis: str) -> None:
 
 def plot_compute_optimal(result: dict, path: str, title: str | None = None) -> str:
     """Accuracy against N, generated tokens and FLOPs per problem: every method (one line per method and vote), the
-    compute-optimal curves (cross-fitted, with 95% intervals; in-sample dotted) and other models' reference lines
+    compute-optimal curves (cross-fitted, the predicted one with its 95% interval; in-sample dotted) and other models' reference lines
     (single sample, majority; stars on the FLOPs axis at their cost). ``result`` is ``compute_optimal.json``."""
     import matplotlib
 
