@@ -133,8 +133,9 @@ def _compute_optimal_panel(ax, result: dict, axis: str) -> None:
 
 def plot_compute_optimal(result: dict, path: str, title: str | None = None) -> str:
     """Accuracy against N, generated tokens and FLOPs per problem: every method (one line per method and vote), the
-    compute-optimal curves (cross-fitted, the predicted one with its 95% interval; in-sample dotted) and other models' reference lines
-    (single sample, majority; stars on the FLOPs axis at their cost). ``result`` is ``compute_optimal.json``."""
+    compute-optimal curves (cross-fitted, the predicted one with its 95% interval; in-sample dotted) and other
+    models' reference lines (single sample, majority; stars on the FLOPs axis at their cost). ``result`` is
+    ``compute_optimal.json``."""
     import matplotlib
 
     matplotlib.use("Agg")
