@@ -78,6 +78,13 @@ def test_sweep_threshold_is_never_chosen_on_the_splits_it_is_judged_on():
         ProcessBenchArguments(output_dir="o", splits=["math"], sweep=True, sweep_selection="cross-fit")
 
 
+def test_problem_step_join_is_a_chat_plus_minus_setting():
+    assert VerifierArguments(model_name_or_path="m").problem_step_join is None  # the verifier's default: " "
+    VerifierArguments(model_name_or_path="m", verifier_type="chat-plus-minus", problem_step_join="\\n\\n")
+    with pytest.raises(ValueError, match="chat-plus-minus verifiers only"):
+        VerifierArguments(model_name_or_path="m", verifier_type="token-cls", problem_step_join="\\n\\n")
+
+
 def test_malformed_rows_name_row_and_field(tmp_path, real_data):
     rows = json.loads((real_data / "processbench" / "gsm8k.json").read_text())[:3]
     rows[2]["label"] = 7  # beyond the steps
