@@ -180,63 +180,26 @@ def run_processbench(
     computes the metrics and writes the outputs; it returns the results there and None elsewhere.
     """
     from accelerate import PartialState
-    from accelerate.utils import gather_object
 
     state = PartialState()
     if rows_by_split is None:  # already loaded (and checked) by a caller that reads the data before the model
         rows_by_split = load_processbench(splits, data_dir, dataset_name, limit)
-    per_split: dict[str, dict[str, float]] = {}
-    sweeps: dict[str, dict[str, float]] = {}
     out_dir = os.path.join(output_dir, "processbench") if output_dir else None
     if out_dir and state.is_main_process:
         os.makedirs(out_dir, exist_ok=True)
+    per_split: dict[str, dict[str, float]] = {}
+    sweeps: dict[str, dict[str, float]] = {}
     for split, rows in rows_by_split.items():
-        shard = list(range(state.process_index, len(rows), state.num_processes))
-        scored = _score_rows(verifier, [rows[i] for i in shard], split, state.is_main_process)
-        pairs = list(zip(shard, scored))
-        if state.num_processes > 1:
-            pairs = gather_object(pairs)
-        if not state.is_main_process:
+        scored = _score_split_distributed(verifier, rows, split, state)
+        if scored is None:  # not the main process
             continue
-        by_index = dict(pairs)
-        records = []
-        for i, row in enumerate(rows):
-            s = by_index[i]
-            prediction = predict_first_error(s["margins"], s["scores"], threshold)
-            records.append(
-                {
-                    "id": row.get("id", i),
-                    "label": row["label"],
-                    "prediction": prediction,
-                    "match": prediction == row["label"],
-                    "step_scores": s["scores"],
-                    "num_steps": len(row["steps"]),
-                    "truncated": s["truncated"],
-                }
-            )
-        labels = [r["label"] for r in records]
-        metrics = processbench_scores(labels, [r["prediction"] for r in records])
-        metrics["num_truncated"] = sum(r["truncated"] for r in records)
-        if metrics["num_truncated"]:
-            logger.warning(
-                "%s: %d solutions exceed the model context; only their leading steps were scored",
-                split,
-                metrics["num_truncated"],
-            )
-        per_split[split] = metrics
-        logger.info(
-            "%s: error acc %.1f, correct acc %.1f, F1 %.1f",
-            split,
-            metrics["error_acc"],
-            metrics["correct_acc"],
-            metrics["f1"],
-        )
+        records = _records(rows, scored, threshold)
+        per_split[split] = _split_metrics(split, records)
         if sweep:
-            sweeps[split] = sweep_f1(labels, [r["step_scores"] for r in records])
+            sweeps[split] = sweep_f1([r["label"] for r in records], [r["step_scores"] for r in records])
         if out_dir:
             with atomic_write(os.path.join(out_dir, f"{split}.jsonl")) as f:
-                for r in records:
-                    f.write(json.dumps(r) + "\n")
+                f.writelines(json.dumps(r) + "\n" for r in records)
     if not state.is_main_process:
         return None
     results = summarize(per_split)
@@ -260,6 +223,60 @@ def run_processbench(
 
             plot_f1_vs_threshold(sweeps, os.path.join(out_dir, "f1_vs_threshold.png"))
     return results
+
+
+def _score_split_distributed(verifier, rows: list[dict[str, Any]], split: str, state) -> list[dict] | None:
+    """Each process scores rows ``process_index, process_index + num_processes, ...``; the main process gets
+    every row's scores back in dataset order, the others None."""
+    from accelerate.utils import gather_object
+
+    shard = list(range(state.process_index, len(rows), state.num_processes))
+    scored = _score_rows(verifier, [rows[i] for i in shard], split, state.is_main_process)
+    pairs = list(zip(shard, scored))
+    if state.num_processes > 1:
+        pairs = gather_object(pairs)
+    if not state.is_main_process:
+        return None
+    by_index = dict(pairs)
+    return [by_index[i] for i in range(len(rows))]
+
+
+def _records(rows: list[dict[str, Any]], scored: list[dict[str, Any]], threshold: float | None) -> list[dict]:
+    """One record per solution: label, prediction, step scores (the lines of ``<split>.jsonl``)."""
+    records = []
+    for i, (row, s) in enumerate(zip(rows, scored)):
+        prediction = predict_first_error(s["margins"], s["scores"], threshold)
+        records.append(
+            {
+                "id": row.get("id", i),
+                "label": row["label"],
+                "prediction": prediction,
+                "match": prediction == row["label"],
+                "step_scores": s["scores"],
+                "num_steps": len(row["steps"]),
+                "truncated": s["truncated"],
+            }
+        )
+    return records
+
+
+def _split_metrics(split: str, records: list[dict[str, Any]]) -> dict[str, float]:
+    metrics = processbench_scores([r["label"] for r in records], [r["prediction"] for r in records])
+    metrics["num_truncated"] = sum(r["truncated"] for r in records)
+    if metrics["num_truncated"]:
+        logger.warning(
+            "%s: %d solutions exceed the model context; only their leading steps were scored",
+            split,
+            metrics["num_truncated"],
+        )
+    logger.info(
+        "%s: error acc %.1f, correct acc %.1f, F1 %.1f",
+        split,
+        metrics["error_acc"],
+        metrics["correct_acc"],
+        metrics["f1"],
+    )
+    return metrics
 
 
 def select_threshold(sweeps: dict[str, dict[str, float]], selection: str = "gsm8k") -> dict[str, Any]:

@@ -66,6 +66,46 @@ def _disable_dropout(model: torch.nn.Module) -> None:
             module.p = 0.0
 
 
+def _check_arguments(model, args, processing_class, peft_config) -> None:
+    """Refuse settings the trainer cannot honour before anything is built."""
+    if args is None:
+        raise ValueError("PRMTrainer needs a PRMConfig (args=...)")
+    if not isinstance(args, PRMConfig):
+        raise TypeError(f"args must be a prm.training.PRMConfig, got {type(args).__name__}")
+    if processing_class is None:
+        raise ValueError("PRMTrainer needs the tokenizer (processing_class=...) to tokenize and pad")
+    if getattr(model.config, "num_labels", None) != 2:
+        raise ValueError(f"A PRM is a 2-label token classifier; the model has num_labels={model.config.num_labels}")
+    if args.padding_free:
+        attention = getattr(model.config, "_attn_implementation", None)
+        if attention not in PADDING_FREE_ATTENTION:
+            raise ValueError(
+                f"padding_free=True needs an attention implementation that isolates packed sequences "
+                f"({', '.join(PADDING_FREE_ATTENTION)}); this model uses {attention!r}. Set padding_free=False."
+            )
+    if peft_config is not None and args.merge_lora_on_save:
+        from transformers.integrations import is_deepspeed_zero3_enabled
+
+        if is_deepspeed_zero3_enabled():
+            raise ValueError(
+                "merge_lora_on_save cannot merge adapters sharded by ZeRO-3; use ZeRO-2 or DDP for LoRA, or set "
+                "merge_lora_on_save=False and merge the saved adapters afterwards."
+            )
+
+
+def _prepare_model(model, args: PRMConfig, peft_config):
+    """Record the separator, wrap in LoRA adapters when asked, and turn dropout off when asked."""
+    # Recorded before any wrapping so every checkpoint's config.json carries it.
+    save_separator(_unwrap_peft(model).config, args.separator)
+    if peft_config is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config)
+    if args.disable_dropout:
+        _disable_dropout(model)
+    return model
+
+
 class PRMTrainer(Trainer):
     """Train an ``AutoModelForTokenClassification`` (num_labels=2) on stepwise data.
 
@@ -97,55 +137,11 @@ class PRMTrainer(Trainer):
         model_card_info: dict[str, Any] | None = None,
         **kwargs,
     ):
-        if args is None:
-            raise ValueError("PRMTrainer needs a PRMConfig (args=...)")
-        if not isinstance(args, PRMConfig):
-            raise TypeError(f"args must be a prm.training.PRMConfig, got {type(args).__name__}")
-        if processing_class is None:
-            raise ValueError("PRMTrainer needs the tokenizer (processing_class=...) to tokenize and pad")
-        if getattr(model.config, "num_labels", None) != 2:
-            raise ValueError(
-                f"A PRM is a 2-label token classifier; the model has num_labels={model.config.num_labels}"
-            )
-        if args.padding_free:
-            attention = getattr(model.config, "_attn_implementation", None)
-            if attention not in PADDING_FREE_ATTENTION:
-                raise ValueError(
-                    f"padding_free=True needs an attention implementation that isolates packed sequences "
-                    f"({', '.join(PADDING_FREE_ATTENTION)}); this model uses {attention!r}. Set padding_free=False."
-                )
-
-        if peft_config is not None and args.merge_lora_on_save:
-            from transformers.integrations import is_deepspeed_zero3_enabled
-
-            if is_deepspeed_zero3_enabled():
-                raise ValueError(
-                    "merge_lora_on_save cannot merge adapters sharded by ZeRO-3; use ZeRO-2 or DDP for LoRA, or set "
-                    "merge_lora_on_save=False and merge the saved adapters afterwards."
-                )
+        _check_arguments(model, args, processing_class, peft_config)
         # Models whose forward takes no use_cache (encoders) must not be passed one.
-        forward = inspect.signature(_unwrap_peft(model).forward).parameters
-        self._pass_use_cache = "use_cache" in forward
-
-        # Recorded before any wrapping so every checkpoint's config.json carries it.
-        save_separator(_unwrap_peft(model).config, args.separator)
-        if peft_config is not None:
-            from peft import get_peft_model
-
-            model = get_peft_model(model, peft_config)
-        if args.disable_dropout:
-            _disable_dropout(model)
-
-        train_dataset = self._tokenize_if_needed(
-            train_dataset, processing_class, args, "train", args.train_on_last_step_only
-        )
-        # Evaluation always scores every step (as TRL did): train_on_last_step_only shapes training only.
-        if isinstance(eval_dataset, dict):
-            eval_dataset = {
-                k: self._tokenize_if_needed(v, processing_class, args, f"eval/{k}") for k, v in eval_dataset.items()
-            }
-        else:
-            eval_dataset = self._tokenize_if_needed(eval_dataset, processing_class, args, "eval")
+        self._pass_use_cache = "use_cache" in inspect.signature(_unwrap_peft(model).forward).parameters
+        model = _prepare_model(model, args, peft_config)
+        train_dataset, eval_dataset = self._tokenize_datasets(train_dataset, eval_dataset, processing_class, args)
 
         pad_token_id = processing_class.pad_token_id
         if pad_token_id is None:
@@ -177,6 +173,18 @@ class PRMTrainer(Trainer):
         self.model_accepts_loss_kwargs = True
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(["prmkit", "process-reward-model"])
+
+    @classmethod
+    def _tokenize_datasets(cls, train_dataset, eval_dataset, tokenizer, args: PRMConfig):
+        train_dataset = cls._tokenize_if_needed(train_dataset, tokenizer, args, "train", args.train_on_last_step_only)
+        # Evaluation always scores every step (as TRL did): train_on_last_step_only shapes training only.
+        if isinstance(eval_dataset, dict):
+            eval_dataset = {
+                k: cls._tokenize_if_needed(v, tokenizer, args, f"eval/{k}") for k, v in eval_dataset.items()
+            }
+        else:
+            eval_dataset = cls._tokenize_if_needed(eval_dataset, tokenizer, args, "eval")
+        return train_dataset, eval_dataset
 
     @staticmethod
     def _tokenize_if_needed(dataset, tokenizer, args: PRMConfig, name: str, last_step_only: bool = False):

@@ -122,23 +122,14 @@ class TransformersGenerator(Generator):
 
     @torch.no_grad()
     def _decode_batch(self, prompt_ids: list[list[int]], seeds: list[int], config: SamplingConfig) -> list[Completion]:
-        bsz, width = len(prompt_ids), max(len(p) for p in prompt_ids)
-        input_ids = torch.full((bsz, width), self.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((bsz, width), dtype=torch.long)
-        for r, ids in enumerate(prompt_ids):
-            input_ids[r, width - len(ids) :] = torch.tensor(ids)
-            attention[r, width - len(ids) :] = 1
-        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        """Decode one left-padded batch with a KV cache until every row hits EOS, a stop string or the limit."""
+        input_ids, attention = self._left_pad(prompt_ids)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         gens = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-        eos = torch.tensor(self.eos_token_ids, device=self.device)
         stops = [s for s in (config.stop or []) if s]
-        # Enough trailing tokens to contain any stop string (a token decodes to >= 1 char, except partial bytes).
-        window = max((len(s) for s in stops), default=0) + 8
-
-        generated: list[list[int]] = [[] for _ in range(bsz)]
-        reasons: list[str | None] = [None] * bsz
-        active = list(range(bsz))  # original row of each row of the running batch
+        generated: list[list[int]] = [[] for _ in prompt_ids]
+        reasons: list[str | None] = [None] * len(prompt_ids)
+        active = list(range(len(prompt_ids)))  # original row of each row of the running batch
         past = None
         step_ids, step_pos = input_ids, positions
         for _ in range(config.max_new_tokens):
@@ -150,37 +141,16 @@ class TransformersGenerator(Generator):
                 **{self._cache_arg: past},
             )
             past = out[self._cache_arg]
-            logits = out.logits[:, -1, :].float()
-            if config.temperature <= 0:
-                next_ids = logits.argmax(dim=-1)
-            else:
-                probs = torch.softmax(logits / config.temperature, dim=-1)
-                if config.top_p < 1.0:
-                    probs = _top_p_filter(probs, config.top_p)
-                next_ids = torch.stack(
-                    [torch.multinomial(probs[k], 1, generator=gens[r])[0] for k, r in enumerate(active)]
-                )
-            is_eos = torch.isin(next_ids, eos).tolist()
-            next_list = next_ids.tolist()
-            for k, r in enumerate(active):
-                if reasons[r] is not None:
-                    continue
-                generated[r].append(next_list[k])
-                if is_eos[k]:
-                    reasons[r] = "eos"
-                elif stops:
-                    tail = self.tokenizer.decode(generated[r][-window:], skip_special_tokens=True)
-                    if any(s in tail for s in stops):
-                        reasons[r] = "stop"
+            next_ids = _sample_next(out.logits[:, -1, :].float(), config, [gens[r] for r in active])
+            self._record_tokens(next_ids, active, generated, reasons, stops)
             running = [k for k, r in enumerate(active) if reasons[r] is None]
             if not running:
                 break
-            n_active = len(active)
             attention = torch.cat(
-                [attention, torch.ones((n_active, 1), dtype=attention.dtype, device=self.device)], -1
+                [attention, torch.ones((len(active), 1), dtype=attention.dtype, device=self.device)], -1
             )
             step_ids, step_pos = next_ids[:, None], step_pos[:, -1:] + 1
-            if 2 * len(running) <= n_active and hasattr(past, "batch_select_indices"):
+            if 2 * len(running) <= len(active) and hasattr(past, "batch_select_indices"):
                 # Once half the rows are done, drop them from the batch and the KV cache.
                 keep = torch.tensor(running, device=self.device)
                 past.batch_select_indices(keep)
@@ -190,19 +160,61 @@ class TransformersGenerator(Generator):
                 # Finished rows not yet dropped decode padding; their tokens are ignored.
                 done = torch.tensor([reasons[r] is not None for r in active], device=self.device)
                 step_ids = step_ids.masked_fill(done[:, None], self.pad_token_id)
+        return [
+            self._completion(ids, reason, len(prompt), stops)
+            for ids, reason, prompt in zip(generated, reasons, prompt_ids)
+        ]
 
-        completions = []
-        for r in range(bsz):
-            ids = generated[r][:-1] if reasons[r] == "eos" else generated[r]
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            text, matched = truncate_at_stop(text, stops)
-            reason = "stop" if matched is not None else (reasons[r] if reasons[r] == "eos" else "length")
-            completions.append(
-                Completion(
-                    text=text,
-                    finish_reason=reason,
-                    num_prompt_tokens=len(prompt_ids[r]),
-                    num_generated_tokens=len(generated[r]),
-                )
-            )
-        return completions
+    def _left_pad(self, prompt_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input ids and attention mask of the prompts, padded on the left to the longest one."""
+        bsz, width = len(prompt_ids), max(len(p) for p in prompt_ids)
+        input_ids = torch.full((bsz, width), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((bsz, width), dtype=torch.long)
+        for r, ids in enumerate(prompt_ids):
+            input_ids[r, width - len(ids) :] = torch.tensor(ids)
+            attention[r, width - len(ids) :] = 1
+        return input_ids.to(self.device), attention.to(self.device)
+
+    def _record_tokens(
+        self,
+        next_ids: torch.Tensor,
+        active: list[int],
+        generated: list[list[int]],
+        reasons: list[str | None],
+        stops: list[str],
+    ) -> None:
+        """Append each running row's new token and mark the rows that just ended (EOS or a stop string)."""
+        is_eos = torch.isin(next_ids, torch.tensor(self.eos_token_ids, device=self.device)).tolist()
+        # Enough trailing tokens to contain any stop string (a token decodes to >= 1 char, except partial bytes).
+        window = max((len(s) for s in stops), default=0) + 8
+        for k, (r, token) in enumerate(zip(active, next_ids.tolist())):
+            if reasons[r] is not None:
+                continue
+            generated[r].append(token)
+            if is_eos[k]:
+                reasons[r] = "eos"
+            elif stops:
+                tail = self.tokenizer.decode(generated[r][-window:], skip_special_tokens=True)
+                if any(s in tail for s in stops):
+                    reasons[r] = "stop"
+
+    def _completion(self, generated: list[int], reason: str | None, num_prompt_tokens: int, stops: list[str]):
+        """The text (cut right after the first stop string, EOS token left out) and why it ended."""
+        ids = generated[:-1] if reason == "eos" else generated
+        text, matched = truncate_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stops)
+        return Completion(
+            text=text,
+            finish_reason="stop" if matched is not None else (reason if reason == "eos" else "length"),
+            num_prompt_tokens=num_prompt_tokens,
+            num_generated_tokens=len(generated),
+        )
+
+
+def _sample_next(logits: torch.Tensor, config: SamplingConfig, generators: list[torch.Generator]) -> torch.Tensor:
+    """The next token of each row: greedy at temperature 0, else sampled with the row's own generator."""
+    if config.temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / config.temperature, dim=-1)
+    if config.top_p < 1.0:
+        probs = _top_p_filter(probs, config.top_p)
+    return torch.stack([torch.multinomial(probs[k], 1, generator=g)[0] for k, g in enumerate(generators)])
