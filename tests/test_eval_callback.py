@@ -15,8 +15,7 @@ from transformers import (
 )
 
 from eval.callback import RESULTS_FILE, ProcessBenchCallback
-from eval.processbench import run_processbench
-from prm.data import load_stepwise_dataset, save_separator, tokenize_dataset
+from prm.data import load_stepwise_dataset, save_separator, tokenize_dataset, tokenize_row
 from prm.verifiers import TokenClassificationVerifier
 
 
@@ -79,12 +78,26 @@ def test_callback_evaluates_at_train_end_and_on_evaluate(tmp_path, real_data, de
     metrics = trainer.evaluate()
     assert metrics["eval_processbench_gsm8k_f1"] == pytest.approx(callback.results["gsm8k"]["f1"])
 
-    # The callback's numbers are what a fresh evaluation of the final model gives.
+    # The callback's numbers are the benchmark's argmax rule on the final model's own forward pass, counted by hand.
+    model = trainer.model.eval()
+    rows = json.loads((real_data / "processbench" / "gsm8k.json").read_text())[:12]
+    matches = {True: [], False: []}  # keyed by "the solution has an error"
+    with torch.no_grad():
+        for row in rows:
+            ex = tokenize_row({"prompt": row["problem"], "completions": row["steps"]}, tok, "\n\n")
+            logits = model(input_ids=torch.tensor([ex["input_ids"]])).logits[0, ex["step_ends"]]
+            step_ok = logits.argmax(-1).tolist()
+            prediction = step_ok.index(0) if 0 in step_ok else -1
+            matches[row["label"] != -1].append(prediction == row["label"])
+    assert saved["gsm8k"]["num_erroneous"] == len(matches[True])
+    assert saved["gsm8k"]["error_acc"] == pytest.approx(100 * sum(matches[True]) / len(matches[True]))
+    assert saved["gsm8k"]["correct_acc"] == pytest.approx(100 * sum(matches[False]) / len(matches[False]))
+
+    # Scoring hands the model back in the mode it found it (the callback scores the model being trained).
     verifier = TokenClassificationVerifier.from_model(trainer.model, tok)
     trainer.model.train()
-    fresh = run_processbench(verifier, None, splits=["gsm8k"], data_dir=str(real_data / "processbench"), limit=12)
-    assert fresh["gsm8k"] == saved["gsm8k"]
-    assert trainer.model.training  # evaluation hands the model back in the mode it found it
+    verifier.score([rows[0]["problem"]], [rows[0]["steps"]])
+    assert trainer.model.training
 
 
 def test_callback_rejects_missing_data_before_training(tmp_path):

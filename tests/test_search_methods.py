@@ -155,6 +155,40 @@ def test_a_backend_returning_fewer_completions_fails_clearly(method):
         search(PROBLEMS, ShortGenerator(), FullScorer(ValueVerifier()), config, seed=0)
 
 
+class DropsStopString(ScriptedGenerator):
+    """A backend like vLLM or an OpenAI-compatible server that ends a step at the stop string but leaves the string
+    out of the text (``finish_reason`` is still ``stop``)."""
+
+    def generate(self, prompts, config):
+        rows = super().generate(prompts, config)
+        for row in rows:
+            for c in row:
+                if c.finish_reason == "stop":
+                    assert c.text.endswith("\n\n")
+                    c.text = c.text[: -len("\n\n")]
+        return rows
+
+
+@pytest.mark.parametrize("method", ["beam_search", "dvts"])
+@pytest.mark.parametrize("lookahead", [0, 1])
+def test_a_backend_that_drops_the_stop_string_searches_the_same_solutions(method, lookahead):
+    config = SearchConfig(method=method, n=8, beam_width=2, num_iterations=5, agg_strategy="min", lookahead=lookahead)
+    search = beam_search if method == "beam_search" else dvts
+    keeps = search(PROBLEMS, ScriptedGenerator(), FullScorer(ValueVerifier()), config, seed=4)
+    drops_gen = DropsStopString()
+    drops = search(PROBLEMS, drops_gen, FullScorer(ValueVerifier()), config, seed=4)
+    # Steps after the first were generated from prompts that end with the separator, as with a backend that keeps it.
+    continued = [solution_of(p) for prompts, _ in drops_gen.calls[1:] for p in prompts]
+    assert continued and all(text.endswith("\n\n") for text in continued if text)
+    for a, b in zip(keeps, drops):
+        assert [x.text for x in b.beams] == [x.text for x in a.beams]
+        assert [x.steps for x in b.beams] == [x.steps for x in a.beams]
+        assert [x.scores for x in b.beams] == [x.scores for x in a.beams]
+        assert b.generated_tokens == a.generated_tokens
+        for beam in b.beams:
+            assert "\n\n\n" not in beam.text and all("\n\n" not in step for step in beam.steps)
+
+
 def test_filter_duplicates_drops_identical_beams():
     class Repetitive(ScriptedGenerator):
         def generate(self, prompts, config):  # every sample of a prompt is identical

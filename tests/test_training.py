@@ -333,8 +333,22 @@ def test_bf16_activation_checkpointing_and_tensorboard_logging(tmp_path, tokeniz
         activation_checkpointing=True,
         report_to="tensorboard",
     )
+    model = tiny_model(tokenizer)
+    # What actually ran: the dtype the score head computed in, and how often the first layer's MLP ran (the layer
+    # is checkpointed as a whole, so its modules run again when backward recomputes it; module hooks do not fire on
+    # that replay, hence the wrapped forward).
+    head_dtypes, mlp_calls = set(), []
+    model.score.register_forward_hook(lambda module, inputs, output: head_dtypes.add(output.dtype))
+    mlp = model.model.layers[0].mlp
+    mlp_forward = mlp.forward
+
+    def counting_forward(*args, **kwargs):
+        mlp_calls.append(mlp.training)
+        return mlp_forward(*args, **kwargs)
+
+    mlp.forward = counting_forward
     trainer = PRMTrainer(
-        model=tiny_model(tokenizer),
+        model=model,
         args=args,
         train_dataset=Dataset.from_list(learnable_rows(24, seed=10)),
         processing_class=tokenizer,
@@ -342,6 +356,12 @@ def test_bf16_activation_checkpointing_and_tensorboard_logging(tmp_path, tokeniz
     trainer.train()
     assert all(0.0 < loss < 2.0 for loss in _losses(trainer))
     assert list((tmp_path / "out").rglob("events.out.tfevents*")), "tensorboard wrote no event file"
+    # bf16 autocast was on (the weights stay float32 for the optimizer) ...
+    assert head_dtypes == {torch.bfloat16}
+    assert model.score.weight.dtype == torch.float32
+    # ... and activations were recomputed: each of the 3 steps ran the layer forward, then again in backward.
+    assert model.is_activation_checkpointing
+    assert mlp_calls == [True] * 2 * 3
 
 
 def test_train_on_last_step_only_keeps_one_label_per_solution(tmp_path, tokenizer):
