@@ -23,7 +23,7 @@ candidates and lookahead included) is counted.
 from __future__ import annotations
 
 from .config import SearchConfig
-from .generators.base import Generator
+from .generators.base import Generator, spread
 from .primitives import (
     Beam,
     ProblemResult,
@@ -33,7 +33,6 @@ from .primitives import (
     lookahead,
     roots,
     score_beams,
-    spread,
     step_settings,
     top_k,
 )

@@ -243,11 +243,6 @@ def top_k(ranks: list[float], k: int) -> list[int]:
     return sorted(range(len(ranks)), key=lambda i: (-ranks[i], i))[:k]
 
 
-def spread(total: int, parts: int) -> list[int]:
-    """``total`` children over ``parts`` parents as evenly as possible (earlier parents get the remainder)."""
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
 def add_counts(into: dict[int, float], more: dict[int, float]) -> None:
     for key, value in more.items():
         into[key] = into.get(key, 0) + value

@@ -12,11 +12,9 @@ import pytest
 import torch
 from transformers import AutoModelForTokenClassification, LlamaConfig
 
-from eval.pool import pool_metrics
 from eval.pool_config import PoolEvalArguments
 from prm.data import save_separator
 from prm.verifiers import load_verifier
-from search.grading import MathGrader
 from search.results import read_results
 from tests.tiny import build_tiny_tokenizer
 
@@ -122,13 +120,22 @@ def test_rescoring_with_another_verifier(tmp_path, token_cls_prm):
         assert after["scores"] != before["scores"]
         assert after["agg_scores"] == pytest.approx([min(s) for s in expected], abs=1e-5)
         assert after["verifier_tokens"] > 0 and after["completions"] == before["completions"]
-    grader = MathGrader()
-    try:
-        assert {k: metrics[k] for k in ("naive", "weighted", "maj", "pass")} == {
-            k: v for k, v in pool_metrics(rescored, "min", grader).items() if k in ("naive", "weighted", "maj", "pass")
-        }
-    finally:
-        grader.close()
+    # The metrics of the new scores, counted by hand: in both problems completions 0 and 2 give the right answer
+    # (the same one) and completion 1 a wrong one.
+    right, same_answer = [True, False, True], [0, 1, 0]  # per completion: correct? which answer group?
+    expected = {m: {} for m in ("naive", "weighted", "maj", "pass")}
+    for n in (1, 2, 3):
+        hits = {m: 0 for m in expected}
+        for row in rescored:
+            scores = row["agg_scores"][:n]
+            hits["naive"] += right[max(range(n), key=lambda i: (scores[i], -i))]
+            group_sums = [sum(s for s, g in zip(scores, same_answer) if g == group) for group in (0, 1)]
+            hits["weighted"] += n == 1 or group_sums[0] >= group_sums[1]  # ties: the group seen first
+            hits["maj"] += True  # group 0 comes first and is never outnumbered
+            hits["pass"] += True
+        for m in expected:
+            expected[m][n] = 100.0 * hits[m] / len(rescored)
+    assert {k: metrics[k] for k in expected} == expected
 
 
 def test_cli_reports_a_malformed_results_file(tmp_path):

@@ -35,6 +35,12 @@ class Completion:
     num_generated_tokens: int
 
 
+def spread(total: int, parts: int) -> list[int]:
+    """``total`` split over ``parts`` as evenly as possible, the earlier parts taking the remainder (children over
+    parent beams in a search; a request's generated tokens over its choices)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
 class Generator(ABC):
     """Backends: transformers (CPU/GPU), vLLM (GPU), any OpenAI-compatible completions server.
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from prm.data.tokenizer import DEFAULT_DATE_STRING
 
-from .base import Completion, GenerationCountError, Generator, SamplingConfig
+from .base import Completion, GenerationCountError, Generator, SamplingConfig, spread
 from .chat import format_chat_prompt, read_chat_template
 from .stopping import sample_seeds, truncate_at_stop
 
@@ -33,11 +33,6 @@ def _is_transient(error: Exception) -> bool:
     if isinstance(error, openai.APIStatusError):
         return error.status_code in _TRANSIENT_STATUS or error.status_code >= 500
     return False
-
-
-def _split_evenly(total: int, parts: int) -> list[int]:
-    base, extra = divmod(total, parts)
-    return [base + (1 if k < extra else 0) for k in range(parts)]
 
 
 class OpenAIGenerator(Generator):
@@ -157,7 +152,7 @@ class OpenAIGenerator(Generator):
         completion_tokens = usage.completion_tokens if usage else 0
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
-        counts = _split_evenly(completion_tokens, len(choices)) if choices else []
+        counts = spread(completion_tokens, len(choices)) if choices else []
         completions = []
         for choice, count in zip(choices, counts):
             extra = choice.model_extra or {}
