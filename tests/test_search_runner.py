@@ -164,6 +164,28 @@ def test_recipe_runs_end_to_end_and_writes_metrics(tmp_path, tiny_dirs):
     # Beam search: only the budget the search ran (a prefix of its score-sorted pool is not a smaller run).
     assert {int(k): v for k, v in saved.items()} == metrics["weighted"] and set(metrics["weighted"]) == {4}
 
+    # The metrics are computed from results.jsonl: give the stored completions known answers, run the same command
+    # again (every problem is done, so nothing is searched) and count by hand. Per problem the top-scored completion
+    # gives the gold answer and the other three one wrong answer, so the top score, the weighted vote and the
+    # majority disagree; the search's own scores (agg_strategy min) stay.
+    for row in rows:
+        top = max(range(4), key=lambda i: (row["agg_scores"][i], -i))
+        row["right"] = [i == top for i in range(4)]
+        row["completions"] = [f"So the answer is \\boxed{{{row['answer'] if ok else -1717}}}." for ok in row["right"]]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = main(*args)
+    scores = [row["agg_scores"] for row in rows]
+    right_sum = [sum(s for s, ok in zip(row_scores, row["right"]) if ok) for row_scores, row in zip(scores, rows)]
+    wrong_sum = [sum(s for s, ok in zip(row_scores, row["right"]) if not ok) for row_scores, row in zip(scores, rows)]
+    expected = {
+        "naive": {4: 100.0},  # the top-scored completion is the right one
+        "weighted": {4: 100.0 * sum(r > w for r, w in zip(right_sum, wrong_sum)) / 3},
+        "maj": {4: 0.0},  # three wrong against one right
+        "pass": {4: 100.0},
+    }
+    assert {m: metrics[m] for m in expected} == expected
+    assert metrics["no_answer_rate"] == 0.0 and [r["index"] for r in read_results(out / "results.jsonl")] == [0, 1, 2]
+
 
 class FixedGenerator(Generator):
     """Every prompt gets the same completions, in order (a one-step solution each)."""
