@@ -157,6 +157,18 @@ def _score_rows(verifier, rows: list[dict[str, Any]], split: str, show_progress:
         verifier.show_progress, verifier.progress_desc = previous
 
 
+def distributed_state():
+    """accelerate's process state. On a machine with no GPU (or other accelerator) the processes started by
+    ``accelerate launch --num_processes N`` join over gloo only when the state is created for the CPU; otherwise
+    each of them would score every row alone and all would write the same files."""
+    import torch
+    from accelerate import PartialState
+
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    return PartialState(cpu=not has_accelerator)
+
+
 def run_processbench(
     verifier,
     output_dir: str | None,
@@ -179,9 +191,7 @@ def run_processbench(
     Under ``accelerate launch`` every process scores its share of each split and the main process gathers,
     computes the metrics and writes the outputs; it returns the results there and None elsewhere.
     """
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = distributed_state()
     if rows_by_split is None:  # already loaded (and checked) by a caller that reads the data before the model
         rows_by_split = load_processbench(splits, data_dir, dataset_name, limit)
     out_dir = os.path.join(output_dir, "processbench") if output_dir else None

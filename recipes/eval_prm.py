@@ -14,6 +14,10 @@ Several GPUs (each process scores a share, the main process gathers and writes):
 
     accelerate launch --num_processes 8 recipes/eval_prm.py --model_name_or_path CKPT --output_dir OUT
 
+Several CPU processes (gloo; ``--cpu --num_processes 2`` would start only one):
+
+    accelerate launch --config_file accelerate_configs/ddp.yaml --num_processes 2 recipes/eval_prm.py ...
+
 Writes OUT/processbench/<split>.jsonl (id, label, prediction, step_scores, truncated per solution) and
 OUT/processbench/results.json (per-split error_acc / correct_acc / f1, average_f1, weighted_f1, settings), and
 prints a table. ``--separator '\\n\\n'`` (backslash-n as typed on a shell) means two newlines; by default the
@@ -26,7 +30,7 @@ import logging
 import os
 
 from eval.config import ProcessBenchArguments, VerifierArguments
-from eval.processbench import format_table, load_processbench, run_processbench
+from eval.processbench import distributed_state, format_table, load_processbench, run_processbench
 from eval.tracking import report_processbench
 from prm.data import decode_separator
 from prm.verifiers import load_verifier, resolve_verifier_type
@@ -35,9 +39,7 @@ logger = logging.getLogger("eval_prm")
 
 
 def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> dict | None:
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = distributed_state()
     # The data first: a malformed file fails in seconds, before any model is loaded.
     rows_by_split = load_processbench(
         script_args.splits, script_args.data_dir, script_args.dataset_name, script_args.limit

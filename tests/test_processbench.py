@@ -230,8 +230,9 @@ def test_processbench_script_layout_is_the_fixed_script(tiny_prm_dir, real_data,
 
 @pytest.mark.slow
 def test_two_processes_give_the_results_of_one(tiny_prm_dir, real_data, tmp_path):
-    """`accelerate launch --num_processes 2 --cpu`: each process scores every other row, the main process gathers
-    them back in dataset order, so the records and metrics equal a one-process run's."""
+    """Two CPU processes (`accelerate launch --config_file accelerate_configs/ddp.yaml --num_processes 2`, gloo):
+    each scores every other row, the main process gathers them back in dataset order, so the records and metrics
+    equal a one-process run's."""
     import os
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
@@ -239,7 +240,8 @@ def test_two_processes_give_the_results_of_one(tiny_prm_dir, real_data, tmp_path
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
         proc = subprocess.run(
-            [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes), "--cpu",
+            [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/ddp.yaml",
+             "--num_processes", str(processes),
              "recipes/eval_prm.py", "--model_name_or_path", tiny_prm_dir, "--output_dir", str(out),
              "--data_dir", str(real_data / "processbench"), "--splits", "gsm8k", "math", "--limit", "15",
              "--sweep", "true"],
