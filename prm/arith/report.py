@@ -70,79 +70,103 @@ def _row(cells: Sequence[str]) -> str:
 
 
 def markdown_report(results: Sequence[dict[str, Any]], settings: dict[str, Any]) -> str:
-    seeds = [r["seed"] for r in results]
-    n_max = settings["n"]
+    """The demo's report: settings, policy and labels, PRM verification, search at the largest N, accuracy by N,
+    stage timings and a closing note drawn from the figures."""
+    final_table, verdicts = _search_section(results, settings["n"])
     lines = [
+        *_header(results, settings),
+        *_policy_section(results, settings["n"]),
+        *_verification_section(results),
+        *final_table,
+        *_by_n_section(results),
+        *_timings_section(settings["timings"]),
+        "",
+        "## Closing note",
+        "",
+        closing_note(verdicts, results),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _header(results: Sequence[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
+    return [
         "# prmkit demo: the whole loop on the arithmetic world",
         "",
-        f"Seeds: {seeds}. Every figure is mean ± standard deviation over the seeds, on held-out problems "
-        f"({settings['num_search_problems']} per seed for search, {settings['num_eval_solutions']} sampled "
+        f"Seeds: {[r['seed'] for r in results]}. Every figure is mean ± standard deviation over the seeds, on held-out "
+        f"problems ({settings['num_search_problems']} per seed for search, {settings['num_eval_solutions']} sampled "
         "solutions per seed for ProcessBench-style evaluation). Policy: "
         f"`{settings['policy']}`; problems: {settings['difficulty']}; sampling temperature {settings['temperature']}.",
         "",
+    ]
+
+
+def _policy_section(results: Sequence[dict[str, Any]], n_max: int) -> list[str]:
+    def over_seeds(get, scale: float = 100, digits: int = 1) -> str:
+        return fmt([get(r) for r in results], scale, digits)
+
+    kinds = sorted(results[0]["data"]["error_kinds"].items(), key=lambda kv: -kv[1])
+    return [
         "## Policy and labels",
         "",
         _row(["measure", "value"]),
         _row(["---", "---"]),
-        _row(["single-sample accuracy (%)", fmt([r["policy"]["single"] for r in results], 100)]),
-        _row(["step accuracy (%)", fmt([r["policy"]["step_accuracy"] for r in results], 100)]),
-        _row([f"majority vote @{n_max} (%)", fmt([r["search"]["best_of_n"]["maj"][n_max] for r in results])]),
-        _row([f"pass@{n_max} (%)", fmt([r["search"]["best_of_n"]["pass"][n_max] for r in results])]),
+        _row(["single-sample accuracy (%)", over_seeds(lambda r: r["policy"]["single"])]),
+        _row(["step accuracy (%)", over_seeds(lambda r: r["policy"]["step_accuracy"])]),
+        _row([f"majority vote @{n_max} (%)", over_seeds(lambda r: r["search"]["best_of_n"]["maj"][n_max], 1)]),
+        _row([f"pass@{n_max} (%)", over_seeds(lambda r: r["search"]["best_of_n"]["pass"][n_max], 1)]),
         _row(
             [
                 "PRM training solutions (policy samples + synthetic with wrong lines)",
-                fmt([r["data"]["train_rows"] for r in results], 1, 0),
+                over_seeds(lambda r: r["data"]["train_rows"], 1, 0),
             ]
         ),
-        _row(["MC labels vs exact: step agreement (%)", fmt([r["mc"]["step_agreement"] for r in results], 100)]),
+        _row(["MC labels vs exact: step agreement (%)", over_seeds(lambda r: r["mc"]["step_agreement"])]),
         _row(
-            [
-                "MC labels vs exact: first-error agreement (%)",
-                fmt([r["mc"]["first_error_agreement"] for r in results], 100),
-            ]
+            ["MC labels vs exact: first-error agreement (%)", over_seeds(lambda r: r["mc"]["first_error_agreement"])]
         ),
-        _row(["MC labels: recall of wrong steps (%)", fmt([r["mc"]["recall_wrong"] for r in results], 100)]),
+        _row(["MC labels: recall of wrong steps (%)", over_seeds(lambda r: r["mc"]["recall_wrong"])]),
         "",
-        "First errors of policy samples, by kind (seed 0): "
-        + ", ".join(f"{k} {v}" for k, v in sorted(results[0]["data"]["error_kinds"].items(), key=lambda kv: -kv[1])),
+        "First errors of policy samples, by kind (seed 0): " + ", ".join(f"{k} {v}" for k, v in kinds),
         "",
+    ]
+
+
+def _verification_section(results: Sequence[dict[str, Any]]) -> list[str]:
+    def prm(get, scale: float = 1.0, digits: int = 1) -> str:
+        return fmt([get(r["prm"]) for r in results], scale, digits)
+
+    return [
         "## Does the PRM verify?",
         "",
         _row(["measure", "value", "chance"]),
         _row(["---", "---", "---"]),
-        _row(["ProcessBench-style F1 (%)", fmt([r["prm"]["f1"] for r in results]), "-"]),
-        _row(["  accuracy on erroneous solutions (%)", fmt([r["prm"]["error_acc"] for r in results]), "-"]),
-        _row(["  accuracy on correct solutions (%)", fmt([r["prm"]["correct_acc"] for r in results]), "-"]),
+        _row(["ProcessBench-style F1 (%)", prm(lambda p: p["f1"]), "-"]),
+        _row(["  accuracy on erroneous solutions (%)", prm(lambda p: p["error_acc"]), "-"]),
+        _row(["  accuracy on correct solutions (%)", prm(lambda p: p["correct_acc"]), "-"]),
         _row(
             [
                 "step AUROC (held-out policy samples; a prefix scores its worst line)",
-                fmt([r["prm"]["step_auroc"] for r in results], 1, 3),
+                prm(lambda p: p["step_auroc"], 1, 3),
                 "0.5",
             ]
         ),
-        _row(
-            [
-                "within-problem ranking: right above wrong sample (%)",
-                fmt([r["prm"]["ranking"] for r in results], 100),
-                "50",
-            ]
-        ),
+        _row(["within-problem ranking: right above wrong sample (%)", prm(lambda p: p["ranking"], 100), "50"]),
         _row(
             [
                 "same prefix, right vs corrupted line: right scored higher (%)",
-                fmt([r["prm"]["line"]["pair_accuracy"] for r in results], 100),
+                prm(lambda p: p["line"]["pair_accuracy"], 100),
                 "50",
             ]
         ),
-        _row(["  mean score of the right line", fmt([r["prm"]["line"]["mean_right"] for r in results], 1, 3), "-"]),
-        _row(
-            [
-                "  mean score of the corrupted line",
-                fmt([r["prm"]["line"]["mean_corrupted"] for r in results], 1, 3),
-                "-",
-            ]
-        ),
+        _row(["  mean score of the right line", prm(lambda p: p["line"]["mean_right"], 1, 3), "-"]),
+        _row(["  mean score of the corrupted line", prm(lambda p: p["line"]["mean_corrupted"], 1, 3), "-"]),
         "",
+    ]
+
+
+def _search_section(results: Sequence[dict[str, Any]], n_max: int) -> tuple[list[str], dict[str, float]]:
+    """The table of every method at N = ``n_max``, and each method's mean gain over majority vote."""
+    lines = [
         f"## Search at N = {n_max} (accuracy %, held-out problems)",
         "",
         _row(["method", "accuracy", f"vs majority@{n_max}"]),
@@ -152,25 +176,28 @@ def markdown_report(results: Sequence[dict[str, Any]], settings: dict[str, Any])
     majority = mean_std(final["majority"])[0]
     verdicts = {}
     for key, label in METHOD_LABELS.items():
-        delta = mean_std(final[key])[0] - majority
-        verdict = "-" if key in ("majority", "pass", "single") else f"{delta:+.1f}"
-        verdicts[key] = delta
+        verdicts[key] = mean_std(final[key])[0] - majority
+        verdict = "-" if key in ("majority", "pass", "single") else f"{verdicts[key]:+.1f}"
         lines.append(_row([label, fmt(final[key]), verdict]))
-    lines += ["", "## Accuracy by N (%)", ""]
+    return lines, verdicts
+
+
+def _by_n_section(results: Sequence[dict[str, Any]]) -> list[str]:
     ns = sorted({n for r in results for c in curves(r).values() for n in c})
-    lines.append(_row(["method", *[f"N={n}" for n in ns]]))
-    lines.append(_row(["---"] * (len(ns) + 1)))
+    lines = ["", "## Accuracy by N (%)", "", _row(["method", *[f"N={n}" for n in ns]]), _row(["---"] * (len(ns) + 1))]
     for key, label in METHOD_LABELS.items():
         cells = []
         for n in ns:
             values = [curves(r)[key][n] for r in results if n in curves(r)[key]]
             cells.append(fmt(values) if values else "")
         lines.append(_row([label, *cells]))
-    lines += ["", "## Stage timings (seconds)", "", _row(["stage", "wall", "CPU (process)"]), _row(["---"] * 3)]
-    for stage, (wall, cpu) in settings["timings"].items():
-        lines.append(_row([stage, f"{wall:.1f}", f"{cpu:.1f}"]))
-    lines += ["", "## Closing note", "", closing_note(verdicts, results)]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _timings_section(timings: dict[str, tuple[float, float]]) -> list[str]:
+    lines = ["", "## Stage timings (seconds)", "", _row(["stage", "wall", "CPU (process)"]), _row(["---"] * 3)]
+    lines += [_row([stage, f"{wall:.1f}", f"{cpu:.1f}"]) for stage, (wall, cpu) in timings.items()]
+    return lines
 
 
 def closing_note(verdicts: dict[str, float], results: Sequence[dict[str, Any]]) -> str:
