@@ -110,9 +110,31 @@ def mc_label(
     config = config or MCLabelingConfig()
     if not len(problems) == len(solutions) == len(answers):
         raise ValueError(f"{len(problems)} problems, {len(solutions)} solutions and {len(answers)} answers differ")
+    jobs, counts = _prefix_jobs(generator, problems, solutions, answers, is_correct, config)
+    tokens = _run_rollouts(generator, jobs, counts, answers, is_correct, config, show_progress)
+    hard_rows, soft_rows = [], []
+    for problem, steps, row_counts in zip(problems, solutions, counts):
+        soft = [c / config.num_rollouts for c in row_counts]
+        hard_rows.append({"prompt": problem, "completions": list(steps), "labels": [c > 0 for c in row_counts]})
+        soft_rows.append({"prompt": problem, "completions": list(steps), "labels": soft})
+    result = MCLabelingResult(hard_rows, soft_rows, len(jobs) * config.num_rollouts, tokens)
+    if exact_labels is not None:
+        result.agreement = step_agreement([r["labels"] for r in hard_rows], exact_labels)
+        logger.info(
+            "MC labels vs exact: %.1f%% of steps agree, %.1f%% of first errors agree (recall of wrong steps %.1f%%)",
+            100 * result.agreement["step_agreement"],
+            100 * result.agreement["first_error_agreement"],
+            100 * result.agreement["recall_wrong"],
+        )
+    return result
+
+
+def _prefix_jobs(generator, problems, solutions, answers, is_correct, config: MCLabelingConfig):
+    """The rollout prompts ``(solution, step, prompt, prefix text)`` of every step but the last, and the count of
+    right rollouts per step with the last step's already filled in (the full solution is its own verdict)."""
     sep = config.step_separator
     counts = [[0] * len(steps) for steps in solutions]
-    jobs: list[tuple[int, int, str, str]] = []  # (solution, step, prompt, prefix text)
+    jobs: list[tuple[int, int, str, str]] = []
     for i, (problem, steps) in enumerate(zip(problems, solutions)):
         if not steps:
             raise ValueError(f"solution {i} has no steps")
@@ -120,9 +142,13 @@ def mc_label(
         for j in range(len(steps) - 1):
             prefix = sep.join(steps[: j + 1]) + sep
             jobs.append((i, j, head + prefix, prefix))
-        # The full solution is its own verdict on the last step.
         counts[i][-1] = config.num_rollouts * bool(is_correct(sep.join(steps), answers[i]))
+    return jobs, counts
 
+
+def _run_rollouts(generator, jobs, counts, answers, is_correct, config: MCLabelingConfig, show_progress: bool) -> int:
+    """Sample ``num_rollouts`` continuations of every prefix, chunk by chunk, and count the right ones into
+    ``counts``; returns the generated tokens."""
     sampling = SamplingConfig(
         n=config.num_rollouts,
         temperature=config.temperature,
@@ -139,19 +165,4 @@ def mc_label(
         for (i, j, _, prefix), rollouts in zip(chunk, outputs):
             counts[i][j] = sum(bool(is_correct(prefix + r.text, answers[i])) for r in rollouts)
             tokens += sum(r.num_generated_tokens for r in rollouts)
-
-    hard_rows, soft_rows = [], []
-    for problem, steps, row_counts in zip(problems, solutions, counts):
-        soft = [c / config.num_rollouts for c in row_counts]
-        hard_rows.append({"prompt": problem, "completions": list(steps), "labels": [c > 0 for c in row_counts]})
-        soft_rows.append({"prompt": problem, "completions": list(steps), "labels": soft})
-    result = MCLabelingResult(hard_rows, soft_rows, len(jobs) * config.num_rollouts, tokens)
-    if exact_labels is not None:
-        result.agreement = step_agreement([r["labels"] for r in hard_rows], exact_labels)
-        logger.info(
-            "MC labels vs exact: %.1f%% of steps agree, %.1f%% of first errors agree (recall of wrong steps %.1f%%)",
-            100 * result.agreement["step_agreement"],
-            100 * result.agreement["first_error_agreement"],
-            100 * result.agreement["recall_wrong"],
-        )
-    return result
+    return tokens
