@@ -89,9 +89,16 @@ def test_callback_evaluates_at_train_end_and_on_evaluate(tmp_path, real_data, de
             step_ok = logits.argmax(-1).tolist()
             prediction = step_ok.index(0) if 0 in step_ok else -1
             matches[row["label"] != -1].append(prediction == row["label"])
-    assert saved["gsm8k"]["num_erroneous"] == len(matches[True])
-    assert saved["gsm8k"]["error_acc"] == pytest.approx(100 * sum(matches[True]) / len(matches[True]))
-    assert saved["gsm8k"]["correct_acc"] == pytest.approx(100 * sum(matches[False]) / len(matches[False]))
+
+    def percent(hits: list[bool]) -> float:
+        return 100 * sum(hits) / len(hits) if hits else 0.0  # ProcessBench's convention for an empty class
+
+    assert (saved["gsm8k"]["num_erroneous"], saved["gsm8k"]["num_correct"]) == (
+        len(matches[True]),
+        len(matches[False]),
+    )
+    assert saved["gsm8k"]["error_acc"] == pytest.approx(percent(matches[True]))
+    assert saved["gsm8k"]["correct_acc"] == pytest.approx(percent(matches[False]))
 
     # Scoring hands the model back in the mode it found it (the callback scores the model being trained).
     verifier = TokenClassificationVerifier.from_model(trainer.model, tok)
