@@ -197,8 +197,7 @@ def run_processbench(
     out_dir = os.path.join(output_dir, "processbench") if output_dir else None
     if out_dir and state.is_main_process:
         os.makedirs(out_dir, exist_ok=True)
-    per_split: dict[str, dict[str, float]] = {}
-    sweeps: dict[str, dict[str, float]] = {}
+    per_split, sweeps = {}, {}
     for split, rows in rows_by_split.items():
         scored = _score_split_distributed(verifier, rows, split, state)
         if scored is None:  # not the main process
@@ -227,12 +226,17 @@ def run_processbench(
         **(settings or {}),
     }
     if out_dir:
-        write_text(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2))
-        if sweep:
-            from eval.plots import plot_f1_vs_threshold
-
-            plot_f1_vs_threshold(sweeps, os.path.join(out_dir, "f1_vs_threshold.png"))
+        _write_results(out_dir, results, sweeps if sweep else None)
     return results
+
+
+def _write_results(out_dir: str, results: dict[str, Any], sweeps: dict[str, dict[str, float]] | None) -> None:
+    """``results.json``, and the F1-vs-threshold plot when a sweep ran."""
+    write_text(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2))
+    if sweeps is not None:
+        from eval.plots import plot_f1_vs_threshold
+
+        plot_f1_vs_threshold(sweeps, os.path.join(out_dir, "f1_vs_threshold.png"))
 
 
 def _score_split_distributed(verifier, rows: list[dict[str, Any]], split: str, state) -> list[dict] | None:

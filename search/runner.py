@@ -124,15 +124,8 @@ def run_search(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESULTS_FILE
-    done = {row["index"] for row in read_results(path, repair=True)}
-    if done:
-        logger.info(
-            "Resuming: %d of %d problems already in %s", len(done & {p.index for p in problems}), len(problems), path
-        )
-    batches: dict[int, list[Problem]] = {}
-    for p in problems:
-        batches.setdefault(p.index // config.search_batch_size, []).append(p)
-    todo = [b for b in batches.values() if any(p.index not in done for p in b)]
+    done = _done_indices(path, problems)
+    todo = _pending_batches(problems, done, config.search_batch_size)
     scorer = make_scorer(verifier, config)
     method = METHODS[config.method]
     with tqdm(
@@ -162,6 +155,25 @@ def run_search(
                 if on_row is not None:
                     on_row(row)
     return path
+
+
+def _done_indices(path: Path, problems: list[Problem]) -> set[int]:
+    """Indices already in the results file (a torn last line from a killed run is cut off)."""
+    done = {row["index"] for row in read_results(path, repair=True)}
+    if done:
+        logger.info(
+            "Resuming: %d of %d problems already in %s", len(done & {p.index for p in problems}), len(problems), path
+        )
+    return done
+
+
+def _pending_batches(problems: list[Problem], done: set[int], batch_size: int) -> list[list[Problem]]:
+    """Batches aligned to absolute dataset indices (``index // batch_size``) that still hold an unsearched problem;
+    a batch is searched whole so that its samples do not depend on where a previous run stopped."""
+    batches: dict[int, list[Problem]] = {}
+    for p in problems:
+        batches.setdefault(p.index // batch_size, []).append(p)
+    return [b for b in batches.values() if any(p.index not in done for p in b)]
 
 
 def write_settings(output_dir: str | os.PathLike, **sections: Any) -> None:
