@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prm.data.format import split_steps
 from prm.verifiers.aggregation import AggStrategy, aggregate_scores
 
 logger = logging.getLogger(__name__)
@@ -122,11 +123,12 @@ def pool_correct_at(pool: GradedPool, n: int) -> dict[str, bool]:
     }
 
 
-def split_steps(row: dict[str, Any], separator: str = "\n\n") -> list[list[str]]:
-    """The steps of each completion: ``row["steps"]`` if present, else the completions split on ``separator``."""
+def pool_steps(row: dict[str, Any], separator: str = "\n\n") -> list[list[str]]:
+    """The steps of each completion: ``row["steps"]`` if present, else the completions cut by
+    :func:`prm.data.split_steps` (on ``separator``, pieces stripped, empty ones dropped)."""
     if row.get("steps") is not None:
         return row["steps"]
-    return [[s for s in c.split(separator) if s.strip()] for c in row["completions"]]
+    return [split_steps(c, separator) for c in row["completions"]]
 
 
 def row_location(row: Any, position: int, source: str | None = None) -> str:

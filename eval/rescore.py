@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from prm.verifiers.aggregation import AggStrategy, aggregate_scores
 
-from .pool import check_pool_row, grade_pool, row_location, split_steps, weighted_answer
+from .pool import check_pool_row, grade_pool, pool_steps, row_location, weighted_answer
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +27,10 @@ def rescore_rows(
     """New rows with ``scores`` (per completion, per step) from ``verifier``, and ``agg_scores``, ``pred`` (weighted
     vote) and ``verifier_tokens`` (tokens this verifier ran for the problem) to match; the other fields are kept.
 
-    A completion's steps are ``row["steps"]`` when stored, else its text split on ``separator`` (empty pieces
-    dropped). One ``verifier.score`` call per problem, so verifier tokens are attributed exactly. A malformed row is an
-    error naming ``source`` (the results file) and its line, raised before anything is scored.
+    A completion's steps are ``row["steps"]`` when stored, else its text cut by :func:`prm.data.split_steps` on
+    ``separator`` (pieces stripped, empty ones dropped). One ``verifier.score`` call per problem, so verifier tokens
+    are attributed exactly. A malformed row is an error naming ``source`` (the results file) and its line, raised
+    before anything is scored.
     """
     from search.grading import default_grader
 
@@ -39,7 +40,7 @@ def rescore_rows(
     out = []
     for row in tqdm(rows, desc="re-scoring", disable=not show_progress):
         new = dict(row)
-        steps = split_steps(row, separator) if row.get("completions") else []
+        steps = pool_steps(row, separator) if row.get("completions") else []
         before = verifier.tokens_processed
         scores = verifier.score([row["problem"]] * len(steps), steps) if steps else []
         new["steps"] = steps

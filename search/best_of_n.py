@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from prm.data.format import split_steps
+
 from .config import SearchConfig
 from .generators.base import Generator, SamplingConfig, generate_checked
-from .primitives import Beam, ProblemResult, derive_seed, has_final_answer, roots, score_beams, split_steps
+from .primitives import Beam, ProblemResult, derive_seed, has_final_answer, roots, score_beams
 
 
 def best_of_n(

@@ -32,11 +32,6 @@ def has_final_answer(text: str) -> bool:
     return _BOXED.search(text) is not None
 
 
-def split_steps(text: str, separator: str) -> list[str]:
-    """Steps of a full solution: split on the separator, empty pieces dropped."""
-    return [s for s in (piece.strip() for piece in text.split(separator)) if s]
-
-
 @dataclass
 class Beam:
     """A partial (or complete) solution of problem ``problem_index`` (an index into the current batch)."""

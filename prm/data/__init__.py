@@ -8,7 +8,7 @@ from .converters import (
     prm800k_row,
     processbench_row,
 )
-from .format import StepwiseFormatError, has_soft_labels, validate_dataset, validate_rows
+from .format import StepwiseFormatError, has_soft_labels, split_steps, validate_dataset, validate_rows
 from .loading import check_json_file, load_local_file, load_raw_dataset, load_stepwise_dataset
 from .separator import DEFAULT_SEPARATOR, decode_separator, read_separator, save_separator
 from .tokenize import IGNORE_INDEX, TruncationReport, build_example, tokenize_dataset, tokenize_row
@@ -37,6 +37,7 @@ __all__ = [
     "read_separator",
     "render_chat",
     "save_separator",
+    "split_steps",
     "tokenize_dataset",
     "tokenize_row",
     "validate_dataset",

@@ -23,6 +23,13 @@ class StepwiseFormatError(ValueError):
         super().__init__(f"{where}: field '{field}' {problem}")
 
 
+def split_steps(text: str, separator: str) -> list[str]:
+    """The steps of a solution text: split on ``separator``, each piece stripped of surrounding whitespace, empty
+    pieces dropped. Search, pool re-scoring and the arithmetic demo all cut solutions this way, so a verifier scores
+    the same step strings whichever of them produced the row."""
+    return [s for s in (piece.strip() for piece in text.split(separator)) if s]
+
+
 def _check_row(row: Mapping[str, Any], index: int) -> None:
     row_id = row.get("id")
 
