@@ -45,19 +45,7 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
         script_args.splits, script_args.data_dir, script_args.dataset_name, script_args.limit
     )
     verifier_type = resolve_verifier_type(model_args.model_name_or_path, model_args.verifier_type)
-    kwargs = {"batch_token_budget": model_args.batch_token_budget, "max_length": model_args.max_length}
-    if model_args.separator is not None:
-        if verifier_type not in ("token-cls", "step-tag"):
-            raise ValueError(f"--separator does not apply to {verifier_type} verifiers (their format is fixed)")
-        kwargs["step_separator"] = decode_separator(model_args.separator)
-    if model_args.problem_step_join is not None:
-        if verifier_type != "chat-plus-minus":
-            raise ValueError(f"--problem_step_join applies to chat-plus-minus verifiers only, not {verifier_type}")
-        kwargs["problem_step_join"] = decode_separator(model_args.problem_step_join)
-    if model_args.input_layout != "training":
-        if verifier_type != "token-cls":
-            raise ValueError("--input_layout applies to token-cls verifiers only")
-        kwargs["input_layout"] = model_args.input_layout
+    kwargs = _verifier_options(model_args, verifier_type)
     verifier = load_verifier(
         model_args.model_name_or_path,
         verifier_type,
@@ -87,18 +75,38 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
         },
     )
     if results is not None:
-        print(format_table(results))
-        if script_args.sweep:
-            chosen = results["threshold_selection"]
-            print(f"threshold {chosen['rule']}")
-            print("  " + ", ".join(f"{s} {t:.2f}: F1 {chosen['f1'][s]:.1f}" for s, t in chosen["thresholds"].items()))
-            held_out = chosen["average_f1_held_out"]
-            print(
-                f"  average F1 {chosen['average_f1']:.1f}" + (f", held-out splits {held_out:.1f}" if held_out else "")
-            )
-        print(f"Results in {os.path.join(script_args.output_dir, 'processbench')}")
+        _print_results(results, script_args)
     report_processbench(results, script_args.output_dir, script_args.report_to, script_args.run_name)
     return results
+
+
+def _verifier_options(model_args: VerifierArguments, verifier_type: str) -> dict:
+    """Keyword arguments of ``load_verifier``; an option that does not apply to this kind of verifier is an error."""
+    kwargs = {"batch_token_budget": model_args.batch_token_budget, "max_length": model_args.max_length}
+    if model_args.separator is not None:
+        if verifier_type not in ("token-cls", "step-tag"):
+            raise ValueError(f"--separator does not apply to {verifier_type} verifiers (their format is fixed)")
+        kwargs["step_separator"] = decode_separator(model_args.separator)
+    if model_args.problem_step_join is not None:
+        if verifier_type != "chat-plus-minus":
+            raise ValueError(f"--problem_step_join applies to chat-plus-minus verifiers only, not {verifier_type}")
+        kwargs["problem_step_join"] = decode_separator(model_args.problem_step_join)
+    if model_args.input_layout != "training":
+        if verifier_type != "token-cls":
+            raise ValueError("--input_layout applies to token-cls verifiers only")
+        kwargs["input_layout"] = model_args.input_layout
+    return kwargs
+
+
+def _print_results(results: dict, script_args: ProcessBenchArguments) -> None:
+    print(format_table(results))
+    if script_args.sweep:
+        chosen = results["threshold_selection"]
+        print(f"threshold {chosen['rule']}")
+        print("  " + ", ".join(f"{s} {t:.2f}: F1 {chosen['f1'][s]:.1f}" for s, t in chosen["thresholds"].items()))
+        held_out = chosen["average_f1_held_out"]
+        print(f"  average F1 {chosen['average_f1']:.1f}" + (f", held-out splits {held_out:.1f}" if held_out else ""))
+    print(f"Results in {os.path.join(script_args.output_dir, 'processbench')}")
 
 
 if __name__ == "__main__":
