@@ -198,3 +198,44 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
     with atomic_write(target) as f:
         f.write("{}")
     assert target.read_text() == "{}" and list(tmp_path.iterdir()) == [target]
+
+
+def recipe_arguments() -> dict[str, tuple[type, ...]]:
+    """Each recipe's dataclasses, by the YAML files that configure it."""
+    from trl import ModelConfig
+
+    from eval.compute_optimal.config import ComputeOptimalArguments
+    from eval.config import ProcessBenchArguments, VerifierArguments
+    from prm.training import PRMConfig
+    from prm.training.pipeline import PRMScriptArguments
+    from recipes.arith.train_policy import PolicyScriptArguments, PolicyTrainingConfig
+    from recipes.search import SearchScriptArguments
+    from search.config import DatasetArguments, SearchConfig
+    from search.generators import GeneratorArguments
+
+    return {
+        "train_prm": (PRMScriptArguments, PRMConfig, ModelConfig),
+        "eval_prm": (ProcessBenchArguments, VerifierArguments),
+        "search": (SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments),
+        "train_policy": (PolicyScriptArguments, PolicyTrainingConfig),
+        "compute_optimal": (ComputeOptimalArguments,),
+    }
+
+
+def recipe_of(path: Path) -> str:
+    name = path.stem
+    if name in ("best_of_n", "beam_search", "dvts", "search_cpu"):
+        return "search"
+    if name.startswith("policy"):
+        return "train_policy"
+    if name in ("eval", "compute_optimal"):
+        return {"eval": "eval_prm"}.get(name, name)
+    return "train_prm"  # the training configs: cpu.yaml, prm.yaml, math_shepherd_*.yaml, prm800k_*.yaml
+
+
+def test_every_shipped_yaml_passes_the_key_check_of_its_recipe():
+    arguments = recipe_arguments()
+    paths = sorted((REPO_ROOT / "recipes").rglob("*.yaml"))
+    assert len(paths) >= 15
+    for path in paths:
+        check_config_keys(str(path), arguments[recipe_of(path)])
