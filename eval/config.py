@@ -8,6 +8,7 @@ from typing import Literal
 from eval.processbench import DEFAULT_DATASET, SPLITS
 from eval.tracking import REPORT_TO, REPORT_TO_HELP, RUN_NAME_HELP, ReportTo
 from prm.verifiers.batching import DEFAULT_TOKEN_BUDGET
+from prm.verifiers.vllm_engine import json_mapping
 
 
 @dataclass
@@ -110,8 +111,20 @@ class VerifierArguments:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = field(
         default=None, metadata={"help": "Weights dtype; default bfloat16 on GPU, float32 on CPU."}
     )
+    verifier_backend: Literal["transformers", "vllm"] = field(
+        default="transformers",
+        metadata={
+            "help": "Where the PRM runs: transformers, or a vLLM pooling engine (token-cls, qwen-prm, step-tag and "
+            "chat-plus-minus PRMs; GPU: the `vllm` extra, CPU: the venv of `make env-vllm`)."
+        },
+    )
+    verifier_vllm_kwargs: dict | str | None = field(
+        default=None,
+        metadata={"help": "verifier_backend vllm: more vllm.LLM arguments (a YAML mapping or a JSON object)."},
+    )
 
     def __post_init__(self):
+        self.verifier_vllm_kwargs = json_mapping("verifier_vllm_kwargs", self.verifier_vllm_kwargs)
         if self.batch_token_budget < 1:
             raise ValueError(f"--batch_token_budget must be positive, got {self.batch_token_budget}")
         if self.max_length is not None and self.max_length < 2:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from prm.verifiers.vllm_engine import json_mapping
+
 
 @dataclass
 class PoolEvalArguments:
@@ -24,6 +26,17 @@ class PoolEvalArguments:
         default="auto", metadata={"help": "Verifier weights dtype."}
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the verifier's custom hub code."})
+    verifier_backend: Literal["transformers", "vllm"] = field(
+        default="transformers",
+        metadata={
+            "help": "Where the PRM runs: transformers, or a vLLM pooling engine (token-cls, qwen-prm, step-tag and "
+            "chat-plus-minus PRMs; GPU: the `vllm` extra, CPU: the venv of `make env-vllm`)."
+        },
+    )
+    verifier_vllm_kwargs: dict | str | None = field(
+        default=None,
+        metadata={"help": "verifier_backend vllm: more vllm.LLM arguments (a YAML mapping or a JSON object)."},
+    )
     agg_strategy: Literal["last", "min", "prod", "mean"] = field(
         default="last", metadata={"help": "How a solution's step scores become one score (naive/weighted votes)."}
     )
@@ -38,3 +51,4 @@ class PoolEvalArguments:
     def __post_init__(self):
         if self.grading_timeout_s <= 0:
             raise ValueError("grading_timeout_s must be > 0")
+        self.verifier_vllm_kwargs = json_mapping("verifier_vllm_kwargs", self.verifier_vllm_kwargs)

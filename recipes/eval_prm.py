@@ -52,6 +52,8 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
         device=state.device,
         dtype=model_args.dtype,
         trust_remote_code=model_args.trust_remote_code,
+        backend=model_args.verifier_backend,
+        engine_kwargs=model_args.verifier_vllm_kwargs,
         **kwargs,
     )
     results = run_processbench(
@@ -68,6 +70,7 @@ def main(script_args: ProcessBenchArguments, model_args: VerifierArguments) -> d
         settings={
             "model": model_args.model_name_or_path,
             "verifier_type": verifier_type,
+            "verifier_backend": model_args.verifier_backend,
             "batch_token_budget": model_args.batch_token_budget,
             "input_layout": model_args.input_layout if verifier_type == "token-cls" else None,
             "max_length": verifier.max_length,

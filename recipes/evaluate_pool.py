@@ -57,6 +57,8 @@ def main(script_args: PoolEvalArguments) -> dict:
                 device=script_args.prm_device,
                 dtype=None if script_args.prm_dtype == "auto" else script_args.prm_dtype,
                 trust_remote_code=script_args.trust_remote_code,
+                backend=script_args.verifier_backend,
+                engine_kwargs=script_args.verifier_vllm_kwargs,
             )
             separator = decode_separator(script_args.step_separator)
             rows = rescore_rows(rows, verifier, script_args.agg_strategy, separator, grader, source=path)

@@ -25,6 +25,7 @@ from typing import Literal
 if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from prm.verifiers.vllm_engine import json_mapping
 from search.config import DatasetArguments, SearchConfig
 from search.generators import GeneratorArguments, load_generator_from_args
 
@@ -43,10 +44,24 @@ class SearchScriptArguments:
         default="auto", metadata={"help": "PRM weights dtype."}
     )
     prm_trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom PRM code from the hub."})
+    verifier_backend: Literal["transformers", "vllm"] = field(
+        default="transformers",
+        metadata={
+            "help": "Where the PRM runs: transformers, or a vLLM pooling engine (token-cls, qwen-prm, step-tag and "
+            "chat-plus-minus PRMs; GPU: the `vllm` extra, CPU: the venv of `make env-vllm`)."
+        },
+    )
+    verifier_vllm_kwargs: dict | str | None = field(
+        default=None,
+        metadata={"help": "verifier_backend vllm: more vllm.LLM arguments (a YAML mapping or a JSON object)."},
+    )
     merge: list[str] | None = field(
         default=None, metadata={"help": "Instead of searching: merge these shard output dirs into output_dir."}
     )
     skip_metrics: bool = field(default=False, metadata={"help": "Do not grade and plot at the end."})
+
+    def __post_init__(self):
+        self.verifier_vllm_kwargs = json_mapping("verifier_vllm_kwargs", self.verifier_vllm_kwargs)
 
 
 def main(
@@ -76,6 +91,8 @@ def main(
             device=script_args.prm_device,
             dtype=None if script_args.prm_dtype == "auto" else script_args.prm_dtype,
             trust_remote_code=script_args.prm_trust_remote_code,
+            backend=script_args.verifier_backend,
+            engine_kwargs=script_args.verifier_vllm_kwargs,
         )
         generator = load_generator_from_args(generator_args)
         write_settings(
@@ -83,7 +100,11 @@ def main(
             search=search_args,
             data=data_args,
             generator=generator_args,
-            verifier={"prm_path": script_args.prm_path, "verifier_type": script_args.verifier_type},
+            verifier={
+                "prm_path": script_args.prm_path,
+                "verifier_type": script_args.verifier_type,
+                "verifier_backend": script_args.verifier_backend,
+            },
         )
         run_search(problems, generator, verifier, search_args, script_args.output_dir)
     if script_args.skip_metrics:

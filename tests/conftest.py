@@ -13,6 +13,9 @@ DATA = REPO_ROOT / "data"  # verbatim slices of ProcessBench, MATH-500 and GSM8K
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# vLLM tests (the vLLM venv only) run the engine inside the test process: no engine/worker processes to spawn,
+# each of which would import torch and vLLM again.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 @pytest.fixture(scope="session")

@@ -60,15 +60,25 @@ def candidate_margins(
 
     body = getattr(model, model.base_model_prefix, None) if isinstance(model, PreTrainedModel) else None
     head = model.get_output_embeddings() if body is not None else None
+    cap = getattr(model.config, "final_logit_softcapping", None)
     if body is None or body is model or not isinstance(head, torch.nn.Linear):
         logits = model(input_ids=input_ids).logits[rows, positions]
         picked = logits[:, [good_id, bad_id]].float()
-    else:
-        hidden = hidden_at_positions(body, input_ids, rows, positions, **body_kwargs(model))
-        ids = torch.tensor([good_id, bad_id], device=hidden.device)
-        bias = head.bias[ids] if head.bias is not None else None
-        picked = F.linear(hidden, head.weight[ids], bias).float()
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    if cap:
-        picked = torch.tanh(picked / cap) * cap
+        if cap:
+            picked = torch.tanh(picked / cap) * cap
+        return picked[:, 0] - picked[:, 1]
+    hidden = hidden_at_positions(body, input_ids, rows, positions, **body_kwargs(model))
+    ids = torch.tensor([good_id, bad_id], device=hidden.device)
+    bias = head.bias[ids] if head.bias is not None else None
+    return margins_from_hidden(hidden, head.weight[ids], bias, cap)
+
+
+def margins_from_hidden(
+    hidden: torch.Tensor, rows: torch.Tensor, bias: torch.Tensor | None = None, softcap: float | None = None
+) -> torch.Tensor:
+    """``logit(good) - logit(bad)`` from final hidden states ``[N, H]`` and the two output-layer rows ``[2, H]``
+    (good first), with the model's final-logit soft-capping if it has one."""
+    picked = F.linear(hidden, rows.to(hidden.dtype), None if bias is None else bias.to(hidden.dtype)).float()
+    if softcap:
+        picked = torch.tanh(picked / softcap) * softcap
     return picked[:, 0] - picked[:, 1]

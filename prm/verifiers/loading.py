@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 VerifierType = Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"]
 VERIFIER_TYPES: tuple[str, ...] = ("token-cls", "qwen-prm", "step-tag", "chat-plus-minus")
+VerifierBackend = Literal["transformers", "vllm"]
 
 # Causal-LM PRMs look alike in their config; these well-known names settle which protocol they were trained for.
 _NAME_HINTS = {"math-shepherd": "step-tag", "rlhflow": "chat-plus-minus"}
@@ -89,17 +90,37 @@ def load_verifier(
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     trust_remote_code: bool = False,
+    backend: VerifierBackend = "transformers",
+    engine_kwargs: dict | None = None,
     **kwargs,
 ) -> Verifier:
     """Load a PRM as a ``Verifier``. Extra keyword arguments go to the verifier class (e.g. ``step_separator``
     for token-cls, ``batch_token_budget``, ``max_length``, ``show_progress``). Weights load from safetensors;
-    remote code runs only with ``trust_remote_code=True``."""
+    remote code runs only with ``trust_remote_code=True``.
+
+    ``backend="vllm"`` runs the forward passes in a vLLM pooling engine (:mod:`prm.verifiers.vllm_backend`; the
+    same inputs and scores); ``engine_kwargs`` are more ``vllm.LLM`` arguments. vLLM picks its own device."""
     from .chat_plus_minus import ChatPlusMinusVerifier
     from .qwen_prm import QwenPRMVerifier
     from .step_tag import StepTagVerifier
     from .token_cls import TokenClassificationVerifier
 
     verifier_type = resolve_verifier_type(name_or_path, verifier_type)  # type: ignore[assignment]
+    if backend == "vllm":
+        from .vllm_backend import load_vllm_verifier
+
+        return load_vllm_verifier(
+            name_or_path,
+            verifier_type,
+            dtype=None if dtype == "auto" else dtype,
+            trust_remote_code=trust_remote_code,
+            engine_kwargs=engine_kwargs,
+            **kwargs,
+        )
+    if backend != "transformers":
+        raise ValueError(f"Unknown verifier backend {backend!r}; choose transformers or vllm")
+    if engine_kwargs:
+        raise ValueError("engine_kwargs apply to the vllm verifier backend only")
     classes = {
         "token-cls": TokenClassificationVerifier,
         "qwen-prm": QwenPRMVerifier,

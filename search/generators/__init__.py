@@ -58,7 +58,7 @@ def load_generator(
 ) -> Generator:
     """Build a generator. ``kwargs`` go to the backend's constructor: ``tokenizer_name_or_path``,
     ``chat_template_path``, ``trust_remote_code`` (default False) for all; ``device``, ``dtype``, ``max_batch_size``
-    (transformers); ``dtype``, ``gpu_memory_utilization``, ``max_model_len``, ``tensor_parallel_size`` (vllm);
+    (transformers); ``dtype``, ``gpu_memory_utilization``, ``max_model_len``, ``tensor_parallel_size``, ``engine_kwargs`` (vllm);
     ``base_url``, ``api_key``, ``max_concurrency``, ``max_retries`` (openai). ``None`` values mean "default"."""
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if backend == "transformers":

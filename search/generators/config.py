@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from prm.data.tokenizer import DEFAULT_DATE_STRING
+from prm.verifiers.vllm_engine import json_mapping
 
 GeneratorBackend = Literal["transformers", "vllm", "openai"]
 
@@ -20,8 +21,8 @@ class GeneratorArguments:
     generator_backend: GeneratorBackend = field(
         default="transformers",
         metadata={
-            "help": "transformers (CPU or GPU, in process), vllm (GPU, in process, needs the `vllm` extra) or openai "
-            "(any OpenAI-compatible /v1/completions server: vllm serve, SGLang, ...)."
+            "help": "transformers (CPU or GPU, in process), vllm (in process; GPU: the `vllm` extra, CPU: the venv of "
+            "`make env-vllm`) or openai (any OpenAI-compatible /v1/completions server: vllm serve, SGLang, ...)."
         },
     )
     generator_model_name_or_path: str | None = field(
@@ -57,14 +58,23 @@ class GeneratorArguments:
     generator_max_batch_size: int = field(
         default=32, metadata={"help": "transformers backend: sequences decoded together (prompts x n)."}
     )
-    generator_gpu_memory_utilization: float = field(
-        default=0.5,
+    generator_gpu_memory_utilization: float | None = field(
+        default=None,
         metadata={
-            "help": "vllm backend: fraction of GPU memory vLLM may take; leave room for the PRM on the same GPU."
+            "help": "vllm backend: fraction of GPU memory vLLM may take (leave room for the PRM on the same GPU); on "
+            "CPU, the fraction of host memory reserved for the KV cache. Default: 0.5 on GPU, 0.1 on CPU."
         },
     )
     generator_max_model_len: int | None = field(
         default=None, metadata={"help": "vllm backend: context length (smaller saves KV-cache memory)."}
+    )
+    generator_vllm_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "vllm backend: more vllm.LLM engine arguments, a mapping in YAML or a JSON object on the command "
+            "line, e.g. '{\"enable_chunked_prefill\": true}'. They override prmkit's defaults (on CPU: chunked "
+            "prefill off, float32, a large max_num_batched_tokens)."
+        },
     )
     generator_tensor_parallel_size: int = field(default=1, metadata={"help": "vllm backend: GPUs per model."})
     generator_base_url: str | None = field(
@@ -90,19 +100,18 @@ class GeneratorArguments:
     def __post_init__(self):
         if self.generator_max_batch_size < 1:
             raise ValueError("generator_max_batch_size must be >= 1")
-        if not 0.0 < self.generator_gpu_memory_utilization <= 1.0:
+        if (
+            self.generator_gpu_memory_utilization is not None
+            and not 0.0 < self.generator_gpu_memory_utilization <= 1.0
+        ):
             raise ValueError("generator_gpu_memory_utilization must be in (0, 1]")
+        self.generator_vllm_kwargs = json_mapping("generator_vllm_kwargs", self.generator_vllm_kwargs)
         if self.generator_max_concurrency < 1:
             raise ValueError("generator_max_concurrency must be >= 1")
         if self.generator_max_retries < 0:
             raise ValueError("generator_max_retries must be >= 0")
         if self.generator_extra_body is not None:
-            try:
-                extra = json.loads(self.generator_extra_body)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"generator_extra_body is not valid JSON: {e}") from None
-            if not isinstance(extra, dict):
-                raise ValueError("generator_extra_body must be a JSON object")
+            json_mapping("generator_extra_body", self.generator_extra_body)
 
     def to_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`search.generators.load_generator` (backend and model excluded)."""
@@ -124,6 +133,7 @@ class GeneratorArguments:
                 "gpu_memory_utilization": self.generator_gpu_memory_utilization,
                 "max_model_len": self.generator_max_model_len,
                 "tensor_parallel_size": self.generator_tensor_parallel_size,
+                "engine_kwargs": self.generator_vllm_kwargs,
             }
         return common | {
             "base_url": self.generator_base_url,

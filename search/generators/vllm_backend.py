@@ -1,14 +1,18 @@
-"""Generation with vLLM (GPU, optional ``vllm`` extra, imported only when this backend is built).
+"""Generation with vLLM (GPU: the ``vllm`` extra; CPU: the venv of ``make env-vllm``), imported only when used.
 
 Prefix caching is on: search extends the same prompts step after step, so their KV blocks are reused.
 ``gpu_memory_utilization`` is the fraction of GPU memory vLLM reserves; keep it below 1 minus what the PRM needs when
-both share a GPU.
+both share a GPU. Engine defaults (and why they differ on CPU) are in :mod:`prm.verifiers.vllm_engine`; any other
+``vllm.LLM`` argument goes in ``engine_kwargs``.
+
+vLLM spawns worker processes: a script that builds this generator must do so under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from typing import Any
 
 from prm.data.tokenizer import DEFAULT_DATE_STRING
 
@@ -37,29 +41,36 @@ class VLLMGenerator(Generator):
         trust_remote_code: bool = False,
         chat_template_path: str | None = None,
         date_string: str = DEFAULT_DATE_STRING,
-        gpu_memory_utilization: float = 0.5,
+        gpu_memory_utilization: float | None = None,
         max_model_len: int | None = None,
         tensor_parallel_size: int = 1,
         seed: int = 0,
-        **llm_kwargs,
+        engine_kwargs: dict[str, Any] | None = None,
     ):
         try:
             from vllm import LLM
         except ImportError as e:  # pragma: no cover - depends on the optional extra
-            raise ImportError("The vllm backend needs vLLM: pip install 'prmkit[vllm]'") from e
+            raise ImportError(
+                "The vllm backend needs vLLM: pip install 'prmkit[vllm]' on GPU machines, `make env-vllm` for the "
+                "CPU build"
+            ) from e
+        from prm.verifiers.vllm_engine import engine_arguments, vllm_on_cpu
 
-        self.llm = LLM(
-            model=model_name_or_path,
-            tokenizer=tokenizer_name_or_path or model_name_or_path,
+        args = engine_arguments(
+            model_name_or_path,
+            on_cpu=vllm_on_cpu(),
             dtype=dtype,
-            trust_remote_code=trust_remote_code,
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
+            engine_kwargs=engine_kwargs,
+            tokenizer=tokenizer_name_or_path or model_name_or_path,
+            trust_remote_code=trust_remote_code,
             tensor_parallel_size=tensor_parallel_size,
             enable_prefix_caching=True,
             seed=seed,
-            **llm_kwargs,
         )
+        logger.info("vLLM engine arguments: %s", args)
+        self.llm = LLM(**args)
         self.tokenizer = self.llm.get_tokenizer()
         self.chat_template = read_chat_template(chat_template_path) if chat_template_path else None
         self.date_string = date_string
@@ -96,7 +107,10 @@ class VLLMGenerator(Generator):
             n_prompt = len(request.prompt_token_ids)
             row = []
             for out in sorted(request.outputs, key=lambda o: o.index):
-                text, matched = truncate_at_stop(out.text, config.stop)
+                # Decoded here, not vLLM's incremental text: at a length cut that text withholds a trailing
+                # incomplete UTF-8 sequence, which the transformers backend (and this decode) shows as U+FFFD.
+                decoded = self.tokenizer.decode(out.token_ids, skip_special_tokens=True)
+                text, matched = truncate_at_stop(decoded, config.stop)
                 if out.finish_reason == "length" and matched is None:
                     reason = "length"
                 elif isinstance(out.stop_reason, str) or matched is not None:
