@@ -163,11 +163,11 @@ def test_greedy_matches_the_transformers_backend(server):
 
 
 @pytest.mark.parametrize("method", ["best_of_n", "beam_search", "dvts"])
-def test_search_methods_through_the_server(tmp_path, server, shared_data, method):
+def test_search_methods_through_the_server(tmp_path, server, real_data, method):
     gen, recorder = _generator(server)
     prm = load_verifier(vllm_models.save_token_cls(tmp_path / "prm"), device="cpu")
     problems: list[Problem] = load_problems(
-        DatasetArguments(dataset_name=str(shared_data / "math500" / "test.jsonl"), dataset_end=2)
+        DatasetArguments(dataset_name=str(real_data / "math500" / "test.jsonl"), dataset_end=2)
     )
     config = SearchConfig(
         method=method, n=4, beam_width=2, num_iterations=3, max_step_tokens=6, max_tokens=18, system_prompt=None

@@ -104,12 +104,12 @@ def test_unservable_prm_gets_a_clear_error(tmp_path):
         load_verifier(path, "qwen-prm", backend="vllm", engine_kwargs=ENGINE)
 
 
-def test_processbench_predictions_agree_on_every_split(tmp_path, shared_data, deepseek_tokenizer):
+def test_processbench_predictions_agree_on_every_split(tmp_path, real_data, deepseek_tokenizer):
     """A slice of each split in CI; benchmarks/vllm_verifier.py runs all 3,400 solutions."""
     path = vllm_models.save_token_cls(tmp_path / "prm", "llama", separator="\n", tokenizer=deepseek_tokenizer)
     reference, served = _both(path, "token-cls")
     for split in SPLITS:
-        rows = load_processbench_split(split, data_dir=str(shared_data / "processbench"), limit=25)
+        rows = load_processbench_split(split, data_dir=str(real_data / "processbench"), limit=25)
         problems, steps = [r["problem"] for r in rows], [r["steps"] for r in rows]
         expected = reference.score_with_info(problems, steps)
         got = served.score_with_info(problems, steps)

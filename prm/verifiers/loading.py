@@ -120,7 +120,7 @@ def load_verifier(
     if backend != "transformers":
         raise ValueError(f"Unknown verifier backend {backend!r}; choose transformers or vllm")
     if engine_kwargs:
-        raise ValueError("engine_kwargs apply to the vllm verifier backend only")
+        logger.warning("vLLM engine arguments ignored: the verifier backend is transformers")
     classes = {
         "token-cls": TokenClassificationVerifier,
         "qwen-prm": QwenPRMVerifier,
