@@ -12,8 +12,9 @@ Random weights: this checks that the paths run and agree, and how fast, not accu
     python benchmarks/gpu_check.py --output gpu_check.json            # one GPU
     python benchmarks/gpu_check.py --tiny --limit 20                   # the same code paths on CPU (vLLM venv)
 
-``--data`` is a ProcessBench folder (default: ``data/processbench`` of the repository, else
-``../shared/data/processbench``); ``--limit`` caps the solutions per split.
+``--data`` is a ProcessBench folder (default: ``../shared/data/processbench`` or ``$PRMKIT_SHARED_DATA``, else the
+slices shipped in ``data/processbench``); ``--limit`` caps the solutions per split. MATH-500 prompts come from the
+shipped ``data/math500/test.jsonl`` unless ``--math500`` is given.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ TINY = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "n
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_data = REPO / "data" / "processbench"
+    default_data = Path(os.environ.get("PRMKIT_SHARED_DATA", REPO.parent / "shared" / "data")) / "processbench"
     if not default_data.is_dir():
-        default_data = REPO.parent / "shared" / "data" / "processbench"
+        default_data = REPO / "data" / "processbench"  # the shipped slices (540 solutions)
     parser.add_argument("--data", default=str(default_data), help="ProcessBench folder (<split>.json files).")
     parser.add_argument("--math500", default=None, help="MATH-500 test.jsonl (default: next to --data).")
     parser.add_argument("--limit", type=int, default=None, help="Solutions per ProcessBench split (default: all).")
@@ -136,7 +137,7 @@ def generate(args, tokenizer, out_dir: Path) -> dict:
     torch.manual_seed(1)
     AutoModelForCausalLM.from_config(model_config("Qwen2ForCausalLM", tokenizer, args)).save_pretrained(out_dir / "lm")
     tokenizer.save_pretrained(out_dir / "lm")
-    math500 = args.math500 or str(Path(args.data).parent / "math500" / "test.jsonl")
+    math500 = args.math500 or str(REPO / "data" / "math500" / "test.jsonl")
     problems = load_problems(DatasetArguments(dataset_name=math500, dataset_end=args.prompts))
     start = time.perf_counter()
     gen = load_generator("vllm", str(out_dir / "lm"), gpu_memory_utilization=0.4)

@@ -7,6 +7,8 @@ difference, and solutions/s of each backend with their ratio. Run it in the vLLM
 
     .venv-vllm/bin/python benchmarks/vllm_verifier.py [--data ../shared/data/processbench] [--limit N]
 
+The full set is read from ``../shared/data/processbench`` (or ``$PRMKIT_SHARED_DATA``), else the shipped slices.
+
 The CI tests check a slice of each split (tests/test_vllm_verifier.py); this is the full agreement check.
 """
 
@@ -54,9 +56,9 @@ def build_prm(folder: Path, layers: int, hidden: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_data = REPO / "data" / "processbench"
-    if not (default_data / "olympiadbench.json").is_file():
-        default_data = REPO.parent / "shared" / "data" / "processbench"
+    default_data = Path(os.environ.get("PRMKIT_SHARED_DATA", REPO.parent / "shared" / "data")) / "processbench"
+    if not default_data.is_dir():
+        default_data = REPO / "data" / "processbench"  # the shipped slices (540 solutions)
     parser.add_argument("--data", default=str(default_data))
     parser.add_argument("--limit", type=int, default=None, help="Solutions per split (default: all).")
     parser.add_argument("--layers", type=int, default=2)
@@ -67,6 +69,7 @@ def main() -> None:
     from eval.processbench import SPLITS, load_processbench_split, predict_first_error
     from prm.verifiers import load_verifier
 
+    print(f"ProcessBench from {args.data}", flush=True)
     figures: dict = {"splits": {}}
     with tempfile.TemporaryDirectory(prefix="prmkit-vllm-verifier-") as tmp:
         path = build_prm(Path(tmp) / "prm", args.layers, args.hidden)

@@ -7,6 +7,7 @@ Runs in the vLLM venv (``make env-vllm``); skipped where vLLM is not installed.
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -35,6 +36,7 @@ def engine(lm_dir):
     gen = load_generator("vllm", lm_dir, engine_kwargs=ENGINE | {"max_num_seqs": 64})
     yield gen
     del gen.llm
+    gc.collect()
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +128,9 @@ def _run_recipe(tmp_path, real_data, lm_dir, prm_dir, method, verifier_backend="
         ]
     )
     metrics = main(*args)
+    # In-process engines share vLLM's process-wide parallel state: an engine collected later, while another one
+    # runs, tears it down under it ("pipeline model parallel group is not initialized"). Collect it now.
+    gc.collect()
     return read_results(out / "results.jsonl"), metrics
 
 
