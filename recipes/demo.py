@@ -7,9 +7,10 @@
 Per seed: sample the policy (``recipes/arith/policy``, shipped; ``--train_policy`` retrains it with
 ``recipes/arith/policy.yaml``), label steps exactly and by Monte-Carlo rollouts, train a PRM with
 ``recipes/train_prm.py`` (``recipes/arith/prm.yaml``), evaluate it with ``recipes/eval_prm.py`` on a held-out split in
-ProcessBench layout, and search held-out problems with ``recipes/search.py`` (Best-of-N, beam search, DVTS). Writes
-``OUT/report.md`` (tables, mean ± std over seeds), ``OUT/scaling.png`` and ``OUT/results.json``; prints the time of
-every stage.
+ProcessBench layout, and search held-out problems with ``recipes/search.py`` (Best-of-N, beam search, DVTS). Then
+the seeds' runs are pooled and analysed as ``recipes/compute_optimal.py`` does (``OUT/compute_optimal/``). Writes
+``OUT/report.md`` (tables, mean ± std over seeds, the compute-optimal curve and its reading), ``OUT/scaling.png`` and
+``OUT/results.json``; prints the time of every stage.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from arith_demo.scaling import compute_optimal_section, compute_optimal_stage, compute_optimal_summary  # noqa: E402
 from prm.arith.demo import DemoConfig, StageTimer, run_seed  # noqa: E402
 from prm.arith.report import markdown_report, scaling_plot  # noqa: E402
 
@@ -48,13 +50,17 @@ def main(config: DemoConfig) -> list[dict]:
         model, tokenizer = load_policy(config.policy_path)
         generator = TransformersGenerator(model=model, tokenizer=tokenizer, device="cpu", max_batch_size=1024)
     results = [run_seed(config, seed, generator, timer) for seed in config.seeds]
+    with timer.stage("compute-optimal analysis (recipes/compute_optimal.py)"):
+        scaling = compute_optimal_stage(out, config.seeds, config.tree_ns)
     settings = {
         **asdict(config),
         "policy": config.policy_path,
         "timings": {**timer.times, "total": (time.perf_counter() - start, time.process_time())},
     }
-    (out / "results.json").write_text(json.dumps({"settings": settings, "seeds": results}, indent=2, default=str))
-    (out / "report.md").write_text(markdown_report(results, settings))
+    summary = {"settings": settings, "seeds": results, "compute_optimal": compute_optimal_summary(scaling)}
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+    report = markdown_report(results, settings) + "\n" + "\n".join(compute_optimal_section(scaling)) + "\n"
+    (out / "report.md").write_text(report)
     scaling_plot(results, out / "scaling.png")
     print(f"[demo] total: {time.perf_counter() - start:.1f} s; report: {out / 'report.md'}", flush=True)
     return results
