@@ -118,6 +118,11 @@ def train(args, tokenizer, out_dir: Path) -> dict:
     return figures
 
 
+def engine_memory(args) -> dict:
+    """40% of the GPU for each engine (one at a time); a small KV cache for --tiny on CPU."""
+    return {"kv_cache_memory_bytes": 256 * 2**20} if args.tiny else {"gpu_memory_utilization": 0.4}
+
+
 def release() -> None:
     import torch
 
@@ -140,7 +145,7 @@ def generate(args, tokenizer, out_dir: Path) -> dict:
     math500 = args.math500 or str(REPO / "data" / "math500" / "test.jsonl")
     problems = load_problems(DatasetArguments(dataset_name=math500, dataset_end=args.prompts))
     start = time.perf_counter()
-    gen = load_generator("vllm", str(out_dir / "lm"), gpu_memory_utilization=0.4)
+    gen = load_generator("vllm", str(out_dir / "lm"), engine_kwargs=engine_memory(args))
     load_s = time.perf_counter() - start
     prompts = [gen.format_prompt(p.problem) for p in problems]
     config = SamplingConfig(n=args.samples, temperature=0.8, max_new_tokens=args.max_new_tokens, seed=0)
@@ -169,7 +174,7 @@ def score(args, out_dir: Path) -> dict:
     figures: dict = {"solutions": len(rows)}
     results = {}
     for backend in ("transformers", "vllm"):
-        kwargs = {"engine_kwargs": {"gpu_memory_utilization": 0.4}} if backend == "vllm" else {}
+        kwargs = {"engine_kwargs": engine_memory(args)} if backend == "vllm" else {}
         verifier = load_verifier(str(out_dir / "prm"), "token-cls", backend=backend, **kwargs)
         start = time.perf_counter()
         results[backend] = verifier.score_with_info(problems, steps)

@@ -102,7 +102,10 @@ def engine_arguments(
     if max_model_len is not None:
         args["max_model_len"] = max_model_len
     args |= {k: v for k, v in explicit.items() if v is not None}
-    args |= engine_kwargs or {}
+    engine_kwargs = engine_kwargs or {}
+    if "gpu_memory_utilization" in engine_kwargs and "kv_cache_memory_bytes" not in engine_kwargs:
+        args.pop("kv_cache_memory_bytes", None)  # vLLM would let the explicit size win over the user's fraction
+    args |= engine_kwargs
     if on_cpu and args.get("enable_chunked_prefill"):
         logger.warning(
             "Chunked prefill is on with the CPU build of vLLM: seeded sampling (every prmkit request) crashes it "
