@@ -243,7 +243,17 @@ def test_length_batches_respect_budget_and_cover_every_row_once():
     for b in batches:
         assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 400
     assert batches[0] == [7]  # longest first, alone since it exceeds the budget
-    assert len(length_batches(lengths, token_budget=10**6, max_batch_size=4)) == 3
+    assert len(length_batches(lengths, token_budget=10**6, max_batch_size=4, min_length_fraction=0.0)) == 3
+
+
+def test_length_batches_bound_the_padding_whatever_the_budget():
+    lengths = [1000 - 7 * i for i in range(120)]  # 1000 down to 167: one batch would be half padding
+    batches = length_batches(lengths, token_budget=10**6)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.1 * sum(lengths)
+    assert all(min(lengths[i] for i in b) >= 0.9 * max(lengths[i] for i in b) for b in batches)
+    assert len(length_batches(lengths, token_budget=10**6, min_length_fraction=0.0)) == 1
 
 
 def test_detect_verifier_type():
