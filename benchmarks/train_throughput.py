@@ -72,11 +72,10 @@ def load_rows(args):
 
     from prm.data import load_stepwise_dataset
 
-    splits = ALL_SPLITS if args.split == "all" else (args.split,)
-    parts = [
-        load_stepwise_dataset(str(Path(args.data) / "processbench"), split=split, layout="processbench")
-        for split in splits
-    ]
+    folder = Path(args.data) / "processbench"
+    # "all": every split present (the full data has four; the shipped slices in data/ only gsm8k and part of math).
+    splits = [s for s in ALL_SPLITS if (folder / f"{s}.json").is_file()] if args.split == "all" else [args.split]
+    parts = [load_stepwise_dataset(str(folder), split=split, layout="processbench") for split in splits]
     return concatenate_datasets(parts).select_columns(["prompt", "completions", "labels"])
 
 
@@ -180,6 +179,7 @@ def worker(args) -> dict:
         "peak_memory_kind": "cuda_allocated" if torch.cuda.is_available() else "process_max_rss",
         "losses": losses,
         "dataset_tokens": tokens,
+        "rows": len(rows),
     }
 
 
@@ -254,7 +254,8 @@ def summarize(name: str, trials: list[dict]) -> dict:
 
 def print_table(args, results: list[dict], load: tuple[float, float]) -> None:
     baseline = next((r for r in results if r["run"] == "trl"), None)
-    data = "all 4 ProcessBench splits (3,400 solutions)" if args.split == "all" else f"ProcessBench/{args.split}"
+    rows = results[0].get("rows", "?")
+    data = f"{rows} ProcessBench solutions ({'all splits' if args.split == 'all' else args.split})"
     print(
         f"\n{args.steps} steps, batch {args.batch_size}, {data}, model hidden {args.hidden_size} x {args.layers} "
         f"layers, {args.threads} thread(s); median of {args.repeats} interleaved runs; load average "
