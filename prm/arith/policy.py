@@ -69,6 +69,13 @@ class PolicyTrainingConfig:
 
     difficulty: str = field(default="medium", metadata={"help": f"One of {sorted(DIFFICULTIES)}."})
     hidden_size: int = field(default=64, metadata={"help": "Width of the Qwen2 model."})
+    num_attention_heads: int = field(
+        default=2,
+        metadata={
+            "help": "Attention heads, as many key/value heads (head_dim = hidden_size / heads; vLLM's CPU attention "
+            "kernels need head_dim >= 32)."
+        },
+    )
     num_layers: int = field(default=4, metadata={"help": "Number of transformer layers."})
     num_problems: int = field(default=40_000, metadata={"help": "Synthetic gold solutions to train on."})
     num_epochs: float = field(default=1.0, metadata={"help": "Passes over the synthetic solutions."})
@@ -86,9 +93,15 @@ class PolicyTrainingConfig:
     def __post_init__(self):
         if self.difficulty not in DIFFICULTIES:
             raise ValueError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {self.difficulty!r}")
+        if self.num_attention_heads < 1 or self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"
+            )
 
 
-def build_policy_model(vocab_size: int, hidden_size: int, num_layers: int, tokenizer, seed: int):
+def build_policy_model(
+    vocab_size: int, hidden_size: int, num_layers: int, tokenizer, seed: int, num_attention_heads: int = 2
+):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
@@ -97,8 +110,8 @@ def build_policy_model(vocab_size: int, hidden_size: int, num_layers: int, token
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 4,
         num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_attention_heads,
         max_position_embeddings=256,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
@@ -138,7 +151,9 @@ def train_policy(config: PolicyTrainingConfig, output_dir: str | Path, report_to
         model, _ = load_policy(config.init_from)
         model.train()
     else:
-        model = build_policy_model(len(tokenizer), config.hidden_size, config.num_layers, tokenizer, config.seed)
+        model = build_policy_model(
+            len(tokenizer), config.hidden_size, config.num_layers, tokenizer, config.seed, config.num_attention_heads
+        )
     logger.info("policy: %.2fM parameters, %d training solutions", model.num_parameters() / 1e6, len(train))
     args = TrainingArguments(
         output_dir=str(output_dir),
