@@ -67,8 +67,9 @@ def test_rebuild_command_trains_and_saves_a_policy_like_the_shipped_one(tmp_path
     )
 
 
-def test_shipped_policies_have_a_head_dim_vllm_cpu_accepts_and_the_large_one_is_about_4x():
+def test_shipped_policies_and_the_demo_prm_have_a_head_dim_vllm_cpu_accepts_and_the_large_policy_is_about_4x():
     configs = {name: json.loads((shipped / "config.json").read_text()) for name, (shipped, _) in POLICIES.items()}
+    configs["demo PRM"] = json.loads((ARITH / "prm_config.json").read_text())
     for name, config in configs.items():
         assert head_dim(config) >= MIN_HEAD_DIM, name
     from eval.compute_optimal import count_parameters
