@@ -192,11 +192,11 @@ def score(args, out_dir: Path) -> dict:
 
 
 def table(figures: dict) -> str:
-    lines = [f"{'check':<12} {'figure':<26} value", "-" * 60]
+    lines = [f"{'check':<12} {'figure':<30} value", "-" * 60]
     for section, values in figures.items():
         for name, value in values.items():
             shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
-            lines.append(f"{section:<12} {name:<26} {shown}")
+            lines.append(f"{section:<12} {name:<30} {shown}")
     return "\n".join(lines)
 
 
