@@ -1,18 +1,16 @@
 """The whole loop on the arithmetic world: policy -> labelled data -> PRM -> ProcessBench-style evaluation -> search.
 
-Each stage goes through the project's own recipes (``recipes/train_prm.py``, ``recipes/eval_prm.py``,
-``recipes/search.py``), parsed from the YAML configs in ``recipes/arith/`` exactly as on a command line, so the
-demo exercises the same code paths a GPU user runs. ``recipes/demo.py`` is the thin entry point.
+Each stage calls the package function behind a recipe (``recipes/train_prm.py``, ``recipes/eval_prm.py``,
+``recipes/run_search.py``) with settings parsed from the YAML configs in ``recipes/arith/`` exactly as on a command
+line, so the demo exercises the same code paths a GPU user runs. ``recipes/demo.py`` is the thin entry point.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import logging
 import shutil
-import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -34,7 +32,7 @@ from .world import DIFFICULTIES, extract_answer, make_problems, parse_problem, s
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPES = REPO_ROOT / "recipes"
 SPLIT = "arith"
 
@@ -91,16 +89,6 @@ class StageTimer:
         print(f"[demo] {name}: {spent[0]:.1f} s wall, {spent[1]:.1f} s CPU", flush=True)
 
 
-def load_recipe(name: str):
-    """Import ``recipes/<name>.py`` as a module (recipes are scripts, not a package)."""
-    path = RECIPES / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"prmkit_recipe_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
 def parse_recipe_args(dataclass_types, config: Path, overrides: dict[str, Any]):
     """Parse a recipe's dataclasses from its YAML plus command-line style overrides, as ``TrlParser`` does."""
     from trl import TrlParser
@@ -124,7 +112,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageTimer) -> dict[str, Any]:
     """Policy samples with exact labels + synthetic contrastive pairs (training), MC labels (agreement), and the
     held-out ProcessBench-layout split."""
-    from prm.mc_labeling import MCLabelingConfig, mc_label
+    from search.mc_labeling import MCLabelingConfig, mc_label
 
     difficulty = DIFFICULTIES[config.difficulty]
     heldout = make_problems(500, config.heldout_seed, difficulty)
@@ -170,8 +158,9 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
 def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
     from trl import ModelConfig
 
+    from eval.callback import training_callbacks
     from prm.training import PRMConfig
-    from prm.training.pipeline import PRMScriptArguments
+    from prm.training.pipeline import PRMScriptArguments, train_from_args
 
     overrides: dict[str, Any] = {
         "dataset_name": out / "prm_data",
@@ -191,12 +180,13 @@ def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
     if script_args.init_from_config is None:
         # The PRM starts from the policy the demo actually uses (shipped or just trained).
         model_args.model_name_or_path = config.policy_path
-    load_recipe("train_prm").main(script_args, training_args, model_args)
+    train_from_args(script_args, training_args, model_args, callbacks=training_callbacks(script_args))
     return out / "prm"
 
 
 def evaluate_prm(config: DemoConfig, seed: int, prm_path: Path, out: Path) -> dict[str, Any]:
     from eval.config import ProcessBenchArguments, VerifierArguments
+    from eval.evaluate import evaluate_from_args
 
     script_args, model_args = parse_recipe_args(
         (ProcessBenchArguments, VerifierArguments),
@@ -208,7 +198,7 @@ def evaluate_prm(config: DemoConfig, seed: int, prm_path: Path, out: Path) -> di
             "splits": [SPLIT],
         },
     )
-    results = load_recipe("eval_prm").main(script_args, model_args)
+    results = evaluate_from_args(script_args, model_args)
     split = (
         results[SPLIT]
         if results and SPLIT in results
@@ -237,11 +227,11 @@ def search_problems_file(config: DemoConfig, seed: int, out: Path) -> Path:
 
 
 def run_search(config: DemoConfig, seed: int, method: str, n: int, prm_path: Path, problems: Path, out: Path):
-    """One ``recipes/search.py`` run from a fresh folder; returns its pool metrics and results rows."""
-    from search.config import DatasetArguments, SearchConfig
+    """One ``recipes/run_search.py`` run from a fresh folder; returns its pool metrics and results rows."""
+    from search.config import DatasetArguments, SearchConfig, SearchScriptArguments
     from search.generators import GeneratorArguments
+    from search.runner import search_from_args
 
-    recipe = load_recipe("search")
     if out.exists():
         shutil.rmtree(out)  # results.jsonl resumes; a previous demo's PRM must not leak into this one
     overrides = {
@@ -254,11 +244,11 @@ def run_search(config: DemoConfig, seed: int, method: str, n: int, prm_path: Pat
         "temperature": config.temperature,
     }
     parsed = parse_recipe_args(
-        (recipe.SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments),
+        (SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments),
         Path(config.config_dir) / f"{method}.yaml",
         overrides,
     )
-    metrics = int_keys(recipe.main(*parsed))
+    metrics = int_keys(search_from_args(*parsed))
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
     return metrics, rows
 

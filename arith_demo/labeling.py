@@ -118,8 +118,8 @@ def line_check_rows(
     solutions: list[LabeledSolution], problems: list[Problem], seed: int, error_rate: float, mix: CorruptionMix
 ) -> list[dict]:
     """Training rows for a PRM that checks lines: each line labelled by whether it is locally right
-    (:func:`~prm.arith.world.step_validity`), on policy samples and on solutions of ``problems`` in which every
-    line goes wrong with probability ``error_rate`` (:func:`~prm.arith.world.corrupt_lines`).
+    (:func:`~arith_demo.world.step_validity`), on policy samples and on solutions of ``problems`` in which every
+    line goes wrong with probability ``error_rate`` (:func:`~arith_demo.world.corrupt_lines`).
 
     After the first error these labels differ from ProcessBench's (a line that carries a wrong value forward
     correctly is locally right); the first wrong line is the same, and so is a solution's score under ``min``

@@ -80,7 +80,7 @@ class PolicyTrainingConfig:
     num_problems: int = field(default=40_000, metadata={"help": "Synthetic gold solutions to train on."})
     num_epochs: float = field(default=1.0, metadata={"help": "Passes over the synthetic solutions."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per optimizer step."})
-    learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate (cosine decay, warmup 3%)."})
+    learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate (cosine decay, warmup 3%%)."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (-1: use num_epochs)."})
     seed: int = field(default=0, metadata={"help": "Seed of the problems, the initialization and the data order."})
     heldout_seed: int = field(default=10_000, metadata={"help": "Seed of the held-out problems kept out of training."})

@@ -17,7 +17,7 @@ import numpy as np
 
 from eval.compute_optimal import Run, analyse, build_table, grade_runs, pool_difficulty
 from eval.compute_optimal.selection import bootstrap_weights, difficulty_bins, fold_split, select
-from search.grading import MathGrader
+from prm.grading import MathGrader
 
 
 def synthetic_run(name: str, method: str, n: int, problems: int, skill: float, seed: int) -> Run:

@@ -17,23 +17,20 @@ that both runs kept identical beams and scores (to 1e-4).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from prm.verifiers.prefix_cache import PrefixCachedScorer  # noqa: E402
-from prm.verifiers.token_cls import TokenClassificationVerifier  # noqa: E402
-from search.beam_search import beam_search  # noqa: E402
-from search.config import DatasetArguments, SearchConfig  # noqa: E402
-from search.generators.transformers_backend import TransformersGenerator  # noqa: E402
-from search.primitives import CachedScorer, FullScorer  # noqa: E402
-from search.runner import load_problems  # noqa: E402
-from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config  # noqa: E402
+from prm.testing import build_tiny_tokenizer, tiny_qwen2_config
+from prm.verifiers.prefix_cache import PrefixCachedScorer
+from prm.verifiers.token_cls import TokenClassificationVerifier
+from search.beam_search import beam_search
+from search.config import DatasetArguments, SearchConfig
+from search.generators.transformers_backend import TransformersGenerator
+from search.primitives import CachedScorer, FullScorer
+from search.runner import load_problems
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "math500" / "test.jsonl"  # all of MATH-500, shipped
 

@@ -108,3 +108,12 @@ def _log_to_active_wandb_run(results: dict[str, Any], global_step: int) -> None:
         logger.warning("report_to includes wandb but no W&B run is active; ProcessBench results not logged there")
         return
     wandb.run.log({**processbench_payload(results), "train/global_step": global_step})
+
+
+def training_callbacks(script_args) -> list[TrainerCallback]:
+    """The callbacks that ``recipes/train_prm.py`` settings ask for: ProcessBench when ``processbench_dir`` is set."""
+    from prm.training.pipeline import given
+
+    if not given(script_args.processbench_dir):
+        return []
+    return [ProcessBenchCallback(data_dir=script_args.processbench_dir, limit=script_args.processbench_eval_limit)]

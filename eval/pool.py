@@ -9,7 +9,7 @@ search (rows whose ``method`` is beam_search or dvts) only n = N is reported: su
 run with a smaller budget would return (beam search stores its pool sorted by score), so compare budgets with
 separate runs.
 
-For a problem's first n completions (answers from :func:`search.grading.extract_answer`, solution scores
+For a problem's first n completions (answers from :func:`prm.grading.extract_answer`, solution scores
 ``aggregate_scores(step_scores, agg_strategy)``):
 
 - ``naive@n``: the answer of the highest-scored completion (ties: the earliest). No answer counts as wrong.
@@ -18,7 +18,7 @@ For a problem's first n completions (answers from :func:`search.grading.extract_
 - ``pass@n``: whether any of the n completions is correct (search-and-learn also reports the unbiased pass@k
   estimator over all N samples; for tree search pools the prefix definition is the one that matches the others).
 
-Answers are grouped by :meth:`search.grading.MathGrader.canonical`: math-verify's parsed value (numbers by value,
+Answers are grouped by :meth:`prm.grading.MathGrader.canonical`: math-verify's parsed value (numbers by value,
 ``x = 3`` as ``3``, other expressions by sympy's printed form), else the normalized string. Completions without an
 answer take no part in weighted and majority votes (search-and-learn let the empty answer "" form a group); if none
 has an answer the prediction is "no answer" (wrong). A group is correct when its first answer is equivalent to the
@@ -183,7 +183,7 @@ def grade_pool(
     row: dict[str, Any], grader, agg_strategy: AggStrategy = "last", where: str | None = None
 ) -> GradedPool:
     """Extract, group and grade the answers of one results row (see the module docstring)."""
-    from search.grading import extract_answer
+    from prm.grading import extract_answer
 
     check_pool_row(row, where or f"results row (index={row.get('index', '?') if isinstance(row, dict) else '?'})")
     completions, step_scores = row["completions"], row["scores"]
@@ -250,7 +250,7 @@ def pool_metrics(
     naming ``source`` (the results file) and its line. Totals of
     ``generated_tokens``/``verifier_tokens`` per problem are averaged when the rows carry them.
     """
-    from search.grading import default_grader
+    from prm.grading import default_grader
 
     grader = grader or default_grader()
     for i, row in enumerate(rows):

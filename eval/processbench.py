@@ -16,8 +16,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from eval.metrics import first_error_from_scores, first_error_index, processbench_scores
 from prm.atomic import atomic_write, write_text
+from prm.first_error import first_error_from_scores, first_error_index, processbench_scores
 
 logger = logging.getLogger(__name__)
 

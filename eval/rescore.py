@@ -32,7 +32,7 @@ def rescore_rows(
     are attributed exactly. A malformed row is an error naming ``source`` (the results file) and its line, raised
     before anything is scored.
     """
-    from search.grading import default_grader
+    from prm.grading import default_grader
 
     for i, row in enumerate(rows):  # every row checked before any is scored
         check_pool_row(row, row_location(row, i, source), need_scores=False)

@@ -7,7 +7,7 @@ call runs in one long-lived worker process (spawned, not forked, so it is safe n
 waits at most ``timeout_s`` per comparison, then kills the worker, counts the comparison as "not equal" (or falls back
 to the normalized string for a canonical form) and starts a fresh worker on the next call. Answers longer than
 ``max_chars`` are never parsed, only compared as normalized strings. The worker is a plain subprocess
-(``python -m search.grading_worker``, JSON lines on stdin/stdout), so no ``if __name__ == "__main__"`` guard is needed
+(``python -m prm.grading_worker``, JSON lines on stdin/stdout), so no ``if __name__ == "__main__"`` guard is needed
 in user scripts and nothing is forked from a process that holds CUDA or threads.
 """
 
@@ -194,7 +194,7 @@ class MathGrader:
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "search.grading_worker", str(self._inner_timeout)],
+            [sys.executable, "-m", "prm.grading_worker", str(self._inner_timeout)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -203,7 +203,7 @@ class MathGrader:
         )
         if self._readline(120) != "ready":
             self.close()
-            raise RuntimeError("math-verify worker did not start (python -m search.grading_worker)")
+            raise RuntimeError("math-verify worker did not start (python -m prm.grading_worker)")
 
     def _readline(self, timeout: float) -> str | None:
         ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
@@ -260,7 +260,7 @@ class MathGrader:
         return self._call("equal", pred, gold) is True
 
     def canonical(self, answer: str) -> str:
-        """A key shared by equivalent answers (see :func:`search.grading_worker.canonical_form`); normalized string as the fallback."""
+        """A key shared by equivalent answers (see :func:`prm.grading_worker.canonical_form`); normalized string as the fallback."""
         if len(answer) > self.max_chars:
             return f"str:{normalize_answer(answer)}"
         if self.fast_numbers:

@@ -1,6 +1,6 @@
-"""The math-verify worker of :class:`search.grading.MathGrader`: JSON lines in, JSON lines out.
+"""The math-verify worker of :class:`prm.grading.MathGrader`: JSON lines in, JSON lines out.
 
-Run as ``python -m search.grading_worker INNER_TIMEOUT``. Requests are ``["equal", pred, gold]`` or
+Run as ``python -m prm.grading_worker INNER_TIMEOUT``. Requests are ``["equal", pred, gold]`` or
 ``["canonical", answer, ""]``; each answer is ``{"result": ...}`` (None when math-verify failed).
 """
 
@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 
-from search.grading import normalize_answer, number_key
+from prm.grading import normalize_answer, number_key
 
 
 def _parse(answer: str, timeout: int):

@@ -1,4 +1,4 @@
-"""Tiny models and tokenizers built from config, for offline tests."""
+"""Tiny models and tokenizers built from config, for offline tests and CPU benchmarks."""
 
 from __future__ import annotations
 

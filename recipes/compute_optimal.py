@@ -16,11 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-
-# Run as a script, sys.path[0] is recipes/, where recipes/search.py would shadow the `search` package.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from eval.compute_optimal.config import ComputeOptimalArguments
 from search.compute_optimal import compute_optimal_from_args, summary_lines

@@ -7,7 +7,7 @@
 Per seed: sample the policy (``recipes/arith/policy``, shipped; ``--train_policy`` retrains it with
 ``recipes/arith/policy.yaml``), label steps exactly and by Monte-Carlo rollouts, train a PRM with
 ``recipes/train_prm.py`` (``recipes/arith/prm.yaml``), evaluate it with ``recipes/eval_prm.py`` on a held-out split in
-ProcessBench layout, and search held-out problems with ``recipes/search.py`` (Best-of-N, beam search, DVTS). Then
+ProcessBench layout, and search held-out problems with ``recipes/run_search.py`` (Best-of-N, beam search, DVTS). Then
 the seeds' runs are pooled and analysed as ``recipes/compute_optimal.py`` does (``OUT/compute_optimal/``). Writes
 ``OUT/report.md`` (tables, mean ± std over seeds, the compute-optimal curve and its reading), ``OUT/scaling.png`` and
 ``OUT/results.json``; prints the time of every stage.
@@ -18,20 +18,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from arith_demo.scaling import compute_optimal_section, compute_optimal_stage, compute_optimal_summary  # noqa: E402
-from prm.arith.demo import DemoConfig, StageTimer, run_seed  # noqa: E402
-from prm.arith.report import markdown_report, scaling_plot  # noqa: E402
+from arith_demo.demo import DemoConfig, StageTimer, run_seed
+from arith_demo.report import markdown_report, scaling_plot
+from arith_demo.scaling import compute_optimal_section, compute_optimal_stage, compute_optimal_summary
 
 
 def main(config: DemoConfig) -> list[dict]:
-    from prm.arith.policy import PolicyTrainingConfig, load_policy, train_policy
+    from arith_demo.policy import PolicyTrainingConfig, load_policy, train_policy
     from search.generators.transformers_backend import TransformersGenerator
 
     start = time.perf_counter()

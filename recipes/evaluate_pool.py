@@ -17,11 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
-
-# Run as a script, sys.path[0] is recipes/, where recipes/search.py would shadow the `search` package.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from eval.plots import plot_pool_scaling
 from eval.pool import check_pool_row, pool_metrics, pool_table, row_location
@@ -29,7 +24,7 @@ from eval.pool_config import PoolEvalArguments
 from eval.rescore import rescore_rows
 from prm.atomic import atomic_write, write_text
 from prm.data import decode_separator
-from search.grading import MathGrader
+from prm.grading import MathGrader
 from search.results import dumps, read_results
 
 logger = logging.getLogger("evaluate_pool")

@@ -18,57 +18,15 @@ from __future__ import annotations
 
 import logging
 
+from eval.callback import training_callbacks
 from prm.training import PRMConfig, PRMTrainer
-from prm.training.pipeline import (
-    PRMScriptArguments,
-    build_model,
-    given,
-    load_datasets,
-    load_tokenizer,
-    lora_config,
-    resume_argument,
-)
+from prm.training.pipeline import PRMScriptArguments, train_from_args
 
 logger = logging.getLogger("train_prm")
 
 
 def main(script_args: PRMScriptArguments, training_args: PRMConfig, model_args) -> PRMTrainer:
-    tokenizer = load_tokenizer(script_args, model_args)
-    model = build_model(script_args, model_args, training_args, tokenizer)
-    train_dataset, eval_dataset = load_datasets(script_args, training_args)
-
-    callbacks = []
-    if given(script_args.processbench_dir):
-        from eval.callback import ProcessBenchCallback
-
-        callbacks.append(
-            ProcessBenchCallback(data_dir=script_args.processbench_dir, limit=script_args.processbench_eval_limit)
-        )
-
-    trainer = PRMTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(model_args),
-        callbacks=callbacks,
-        model_card_info={
-            "base_model": model_args.model_name_or_path or given(script_args.init_from_config),
-            "dataset": script_args.dataset_name,
-            "dataset_splits": f"train: {script_args.dataset_train_split}",
-        },
-    )
-    trainer.train(resume_from_checkpoint=resume_argument(training_args.resume_from_checkpoint))
-    if eval_dataset is not None:
-        metrics = trainer.evaluate()
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
-    trainer.save_model(training_args.output_dir)
-    trainer.save_state()  # trainer_state.json: the loss curve (log_history)
-    if trainer.is_world_process_zero():
-        logger.info("Saved the model to %s", training_args.output_dir)
-    return trainer
+    return train_from_args(script_args, training_args, model_args, callbacks=training_callbacks(script_args))
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ from eval.compute_optimal.loading import make_runs
 from eval.plots import plot_compute_optimal
 from eval.pool import check_pool_row, row_location
 from prm.atomic import write_text
+from prm.grading import MathGrader
 
 from .generators.chat import count_prompt_tokens
-from .grading import MathGrader
 from .results import read_run
 
 logger = logging.getLogger(__name__)

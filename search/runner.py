@@ -26,10 +26,11 @@ from prm.atomic import write_text
 
 from .beam_search import beam_search
 from .best_of_n import best_of_n
-from .config import DatasetArguments, SearchConfig
+from .config import DatasetArguments, SearchConfig, SearchScriptArguments
 from .dvts import dvts
+from .generators import GeneratorArguments, load_generator_from_args
 from .primitives import CachedScorer, FullScorer
-from .results import RESULTS_FILE, append_rows, read_results, result_row
+from .results import RESULTS_FILE, append_rows, merge_results, read_results, result_row
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +114,12 @@ def run_search(
     """Search every problem not already in ``OUT/results.jsonl`` and append its line; returns the file's path.
 
     ``on_row`` is called after each line is written (progress hooks; tests use it to interrupt a run). ``grader``
-    (default: the shared :class:`search.grading.MathGrader`) groups equivalent answers for each line's ``pred``.
+    (default: the shared :class:`prm.grading.MathGrader`) groups equivalent answers for each line's ``pred``.
     """
     if extract_answer is None:
-        from .grading import extract_answer
+        from prm.grading import extract_answer
     if grader is None:
-        from .grading import default_grader
+        from prm.grading import default_grader
 
         grader = default_grader()
     out = Path(output_dir)
@@ -187,7 +188,7 @@ def write_metrics(output_dir: str | os.PathLike, agg_strategy: str, title: str |
     """``OUT/metrics.json`` (naive/weighted/maj/pass accuracy for n = 1, 2, 4, ..., N) and ``OUT/scaling.png``."""
     from eval.plots import plot_pool_scaling
     from eval.pool import pool_metrics
-    from search.grading import MathGrader
+    from prm.grading import MathGrader
 
     out = Path(output_dir)
     rows = read_results(out / RESULTS_FILE)
@@ -198,4 +199,51 @@ def write_metrics(output_dir: str | os.PathLike, agg_strategy: str, title: str |
         grader.close()
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plot_pool_scaling(metrics, str(out / "scaling.png"), title=title)
+    return metrics
+
+
+def search_from_args(
+    script_args: SearchScriptArguments,
+    search_args: SearchConfig,
+    data_args: DatasetArguments,
+    generator_args: GeneratorArguments,
+) -> dict[str, Any] | None:
+    """Search (or merge shards), grade and report to W&B when asked, as ``recipes/run_search.py`` does; the pool
+    metrics, or None with ``skip_metrics``."""
+    if script_args.merge:
+        merge_results(script_args.merge, Path(script_args.output_dir) / RESULTS_FILE)
+    else:
+        if not script_args.prm_path:
+            raise ValueError("--prm_path is required")
+        from prm.verifiers import load_verifier
+
+        problems = load_problems(data_args)
+        verifier = load_verifier(
+            script_args.prm_path,
+            script_args.verifier_type,
+            device=script_args.prm_device,
+            dtype=None if script_args.prm_dtype == "auto" else script_args.prm_dtype,
+            trust_remote_code=script_args.prm_trust_remote_code,
+            backend=script_args.verifier_backend,
+            engine_kwargs=script_args.verifier_vllm_kwargs,
+        )
+        generator = load_generator_from_args(generator_args)
+        write_settings(
+            script_args.output_dir,
+            search=search_args,
+            data=data_args,
+            generator=generator_args,
+            verifier={
+                "prm_path": script_args.prm_path,
+                "verifier_type": script_args.verifier_type,
+                "verifier_backend": script_args.verifier_backend,
+            },
+        )
+        run_search(problems, generator, verifier, search_args, script_args.output_dir)
+    if script_args.skip_metrics:
+        return None
+    from eval.tracking import report_search
+
+    metrics = write_metrics(script_args.output_dir, search_args.agg_strategy, title=search_args.method)
+    report_search(metrics, script_args.output_dir, search_args.report_to, search_args.run_name)
     return metrics

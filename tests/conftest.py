@@ -42,7 +42,7 @@ def deepseek_tokenizer(deepseek_tokenizer_dir):
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> str:
     """A small word-level tokenizer (fast to embed) saved as a normal HF tokenizer directory."""
-    from tests.tiny import build_tiny_tokenizer
+    from prm.testing import build_tiny_tokenizer
 
     path = tmp_path_factory.mktemp("tiny_tokenizer")
     build_tiny_tokenizer().save_pretrained(path)

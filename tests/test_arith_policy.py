@@ -50,7 +50,7 @@ def test_rebuild_command_trains_and_saves_a_policy_like_the_shipped_one(tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    from prm.arith.policy import load_policy
+    from arith_demo.policy import load_policy
 
     model, tokenizer = load_policy(out)
     accuracy = json.loads((out / "heldout_accuracy.json").read_text())
@@ -81,7 +81,7 @@ def test_shipped_policies_and_the_demo_prm_have_a_head_dim_vllm_cpu_accepts_and_
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_shipped_policy_reaches_its_documented_heldout_accuracy(name):
-    from prm.arith.policy import PolicyTrainingConfig, evaluate_policy, heldout_problems, load_policy
+    from arith_demo.policy import PolicyTrainingConfig, evaluate_policy, heldout_problems, load_policy
 
     shipped, _ = POLICIES[name]
     documented = json.loads((shipped / "heldout_accuracy.json").read_text())

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from prm.arith.analysis import auroc, within_problem_ranking
-from prm.arith.labeling import processbench_records, stepwise_rows, synthetic_solutions
-from prm.arith.world import (
+from arith_demo.analysis import auroc, within_problem_ranking
+from arith_demo.labeling import processbench_records, stepwise_rows, synthetic_solutions
+from arith_demo.world import (
     DIFFICULTIES,
     CorruptionMix,
     Difficulty,
@@ -113,7 +113,7 @@ def test_ranking_metrics_on_hand_made_cases():
 def test_tokenizer_is_character_level_for_digits_and_renders_the_chat_prompt(tmp_path):
     from transformers import AutoTokenizer
 
-    from prm.arith.policy import build_tokenizer
+    from arith_demo.policy import build_tokenizer
 
     build_tokenizer().save_pretrained(tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(tmp_path)
@@ -128,8 +128,8 @@ def test_tokenizer_is_character_level_for_digits_and_renders_the_chat_prompt(tmp
 
 
 def test_line_check_rows_label_each_line_by_its_own_arithmetic():
-    from prm.arith.labeling import line_check_rows
-    from prm.arith.world import corrupt_lines, step_validity
+    from arith_demo.labeling import line_check_rows
+    from arith_demo.world import corrupt_lines, step_validity
 
     problems = make_problems(400, seed=3, difficulty=DIFFICULTIES["medium"])
     rng = random.Random(0)

@@ -209,8 +209,7 @@ def recipe_arguments() -> dict[str, tuple[type, ...]]:
     from prm.training import PRMConfig
     from prm.training.pipeline import PRMScriptArguments
     from recipes.arith.train_policy import PolicyScriptArguments, PolicyTrainingConfig
-    from recipes.search import SearchScriptArguments
-    from search.config import DatasetArguments, SearchConfig
+    from search.config import DatasetArguments, SearchConfig, SearchScriptArguments
     from search.generators import GeneratorArguments
 
     return {

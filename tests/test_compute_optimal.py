@@ -12,7 +12,7 @@ import pytest
 
 from eval.compute_optimal import Run, build_table, compute_optimal, count_parameters, grade_runs
 from eval.compute_optimal.selection import bootstrap_weights, difficulty_bins, fold_split, select
-from search.grading import MathGrader
+from prm.grading import MathGrader
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), r
 
 @pytest.mark.slow
 def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_path):
-    from prm.arith.demo import DemoConfig, StageTimer, run_seed
-    from prm.arith.policy import load_policy
-    from prm.arith.report import markdown_report, scaling_plot
+    from arith_demo.demo import DemoConfig, StageTimer, run_seed
+    from arith_demo.policy import load_policy
+    from arith_demo.report import markdown_report, scaling_plot
     from search.generators.transformers_backend import TransformersGenerator
 
     config = DemoConfig(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,23 +13,13 @@ from transformers import AutoModelForTokenClassification, LlamaConfig
 
 from eval.pool_config import PoolEvalArguments
 from prm.data import save_separator
+from prm.testing import build_tiny_tokenizer
 from prm.verifiers import load_verifier
+from recipes.evaluate_pool import main
 from search.results import read_results
-from tests.tiny import build_tiny_tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load_recipe():
-    """The recipe module, loaded from its file: putting recipes/ on sys.path would let recipes/search.py shadow the
-    `search` package."""
-    spec = importlib.util.spec_from_file_location("evaluate_pool_recipe", REPO_ROOT / "recipes" / "evaluate_pool.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-main = _load_recipe().main
 
 PROBLEMS = [
     ("What is 2+3?", "5", ["2+3=5\n\nSo \\boxed{5}", "2+3=6\n\nSo \\boxed{6}", "Think.\n\nThe answer is 5."]),

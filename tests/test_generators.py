@@ -13,6 +13,7 @@ import torch
 from transformers import Qwen2ForCausalLM
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from prm.testing import build_tiny_tokenizer, tiny_qwen2_config
 from search.config import SearchConfig
 from search.dvts import dvts
 from search.generators import (
@@ -28,7 +29,6 @@ from search.generators import (
 from search.generators.base import GenerationCountError
 from search.primitives import FullScorer
 from tests.search_doubles import ValueVerifier
-from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config
 
 STOPS = ["a", "e", "o", "\n"]  # frequent enough that a random tiny model hits them within a few dozen tokens
 

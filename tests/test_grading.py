@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from search.grading import MathGrader, extract_answer, gold_answer, grade, last_boxed, normalize_answer
+from prm.grading import MathGrader, extract_answer, gold_answer, grade, last_boxed, normalize_answer
 
 
 @pytest.fixture(scope="module")

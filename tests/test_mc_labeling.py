@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from prm.data import validate_rows
-from prm.mc_labeling import MCLabelingConfig, mc_label, step_agreement
 from search.generators.base import Completion, Generator, SamplingConfig
+from search.mc_labeling import MCLabelingConfig, mc_label, step_agreement
 
 SHIPPED_POLICY = Path(__file__).resolve().parents[1] / "recipes" / "arith" / "policy"
 
@@ -114,9 +114,9 @@ def test_config_rejects_zero_rollouts():
 
 @pytest.mark.skipif(not (SHIPPED_POLICY / "model.safetensors").is_file(), reason="shipped policy not built")
 def test_mc_labels_of_the_real_policy_agree_with_exact_labels():
-    from prm.arith.labeling import sample_labeled_solutions
-    from prm.arith.policy import load_policy
-    from prm.arith.world import DIFFICULTIES, extract_answer, make_problems
+    from arith_demo.labeling import sample_labeled_solutions
+    from arith_demo.policy import load_policy
+    from arith_demo.world import DIFFICULTIES, extract_answer, make_problems
     from search.generators.transformers_backend import TransformersGenerator
 
     model, tokenizer = load_policy(SHIPPED_POLICY)

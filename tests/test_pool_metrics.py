@@ -14,7 +14,7 @@ from eval.pool import (
     subset_sizes,
     weighted_choice,
 )
-from search.grading import MathGrader
+from prm.grading import MathGrader
 
 
 @pytest.fixture(scope="module")

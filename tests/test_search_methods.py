@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
 
+from prm.testing import build_tiny_tokenizer, tiny_qwen2_config
 from prm.verifiers.aggregation import aggregate_scores
 from prm.verifiers.prefix_cache import PrefixCachedScorer
 from prm.verifiers.token_cls import TokenClassificationVerifier
@@ -19,7 +20,6 @@ from search.dvts import dvts
 from search.generators.base import GenerationCountError
 from search.primitives import CachedScorer, FullScorer
 from tests.search_doubles import ScriptedGenerator, ValueVerifier, step_value
-from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config
 
 PROBLEMS = ["What is 1+1?", "Add 2 and 3.", "Compute 4*5 now.", "A fourth problem!"]
 

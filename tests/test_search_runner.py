@@ -11,13 +11,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
 
 from prm.data import save_separator
+from prm.testing import build_tiny_tokenizer, tiny_qwen2_config
 from prm.verifiers.base import Verifier
 from prm.verifiers.token_cls import TokenClassificationVerifier
-from search.config import DatasetArguments, SearchConfig
+from search.config import DatasetArguments, SearchConfig, SearchScriptArguments
 from search.generators.base import Completion, Generator
 from search.results import merge_results, read_results
 from search.runner import Problem, load_problems, run_search, write_metrics
-from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config
 
 
 def boxed(text: str) -> str | None:
@@ -138,7 +138,7 @@ def test_bad_dataset_columns_are_named(real_data):
 def test_recipe_runs_end_to_end_and_writes_metrics(tmp_path, tiny_dirs):
     from trl import TrlParser
 
-    from recipes.search import SearchScriptArguments, main
+    from recipes.run_search import main
     from search.generators import GeneratorArguments
 
     parser = TrlParser((SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments))

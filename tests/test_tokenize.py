@@ -58,7 +58,7 @@ def test_label_sits_on_last_token_of_step_plus_separator(deepseek_tokenizer):
 
 
 def test_no_bos_when_tokenizer_has_none(tiny_tokenizer_dir):
-    from tests.tiny import build_tiny_tokenizer
+    from prm.testing import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer(bos=False)
     out = tokenize_row({"prompt": "ab", "completions": ["c"], "labels": [1]}, tokenizer, "\n")
@@ -129,7 +129,7 @@ def test_real_processbench_tokenized_like_trl(real_data, deepseek_tokenizer):
 def test_separator_is_saved_with_the_model_config(tmp_path):
     from transformers import AutoConfig
 
-    from tests.tiny import tiny_qwen2_config
+    from prm.testing import tiny_qwen2_config
 
     config = tiny_qwen2_config(vocab_size=32)
     save_separator(config, "\n\n")
@@ -144,7 +144,7 @@ def test_separator_is_saved_with_the_model_config(tmp_path):
 def test_saved_tokenizer_reloads_exactly_beside_a_qwen2_config(tmp_path, deepseek_tokenizer):
     """transformers 5 would swap in Qwen2Tokenizer here and change the ids; prmkit's loader must not."""
     from prm.data import load_tokenizer
-    from tests.tiny import tiny_qwen2_config
+    from prm.testing import tiny_qwen2_config
 
     deepseek_tokenizer.save_pretrained(tmp_path)
     tiny_qwen2_config(vocab_size=len(deepseek_tokenizer)).save_pretrained(tmp_path)

@@ -134,7 +134,7 @@ def test_processbench_results_are_logged_with_table_and_plot(tmp_path, wandb_dir
 def tiny_search_dirs(tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
-    from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config
+    from prm.testing import build_tiny_tokenizer, tiny_qwen2_config
 
     torch.manual_seed(0)
     tokenizer = build_tiny_tokenizer()
@@ -151,8 +151,8 @@ def tiny_search_dirs(tmp_path_factory):
 def test_search_results_are_logged_with_table_and_scaling_plot(tmp_path, wandb_dir, tiny_search_dirs):
     from trl import TrlParser
 
-    from recipes.search import SearchScriptArguments, main
-    from search.config import DatasetArguments, SearchConfig
+    from recipes.run_search import main
+    from search.config import DatasetArguments, SearchConfig, SearchScriptArguments
     from search.generators import GeneratorArguments
 
     parser = TrlParser((SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments))

@@ -15,8 +15,8 @@ from datasets import Dataset
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from prm.data import read_separator, tokenize_row
+from prm.testing import tiny_qwen2_config
 from prm.training import PRMConfig, PRMDataCollator, PRMTrainer, prm_loss_sum
-from tests.tiny import tiny_qwen2_config
 
 REPO = Path(__file__).resolve().parents[1]
 FILLER = "abcdefghijklmnopqrstuvwxyz0123456789 "

@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, LlamaConfig, Qwen2Model
 
 from prm.data import save_separator, tokenize_row
+from prm.testing import build_tiny_tokenizer, tiny_qwen2_config
 from prm.verifiers import (
     ChatPlusMinusVerifier,
     QwenPRMVerifier,
@@ -20,7 +21,6 @@ from prm.verifiers import (
     length_batches,
     load_verifier,
 )
-from tests.tiny import build_tiny_tokenizer, tiny_qwen2_config
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"

@@ -99,7 +99,8 @@ def test_same_seed_same_samples_whatever_the_neighbours(engine):
 def _run_recipe(tmp_path, real_data, lm_dir, prm_dir, method, verifier_backend="transformers"):
     from trl import TrlParser
 
-    from recipes.search import SearchScriptArguments, main
+    from recipes.run_search import main
+    from search.config import SearchScriptArguments
 
     parser = TrlParser((SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments))
     out = tmp_path / method

@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from prm.data import save_separator
-from tests.tiny import build_tiny_tokenizer
+from prm.testing import build_tiny_tokenizer
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"

@@ -46,7 +46,7 @@ def compute_optimal(
 ) -> dict[str, Any]:
     """Grade every run (all on the same problems), build the strategies and analyse them (see :func:`analyse`)."""
     if grader is None:
-        from search.grading import default_grader
+        from prm.grading import default_grader
 
         grader = default_grader()
     problems, pools = grade_runs([*runs, *reference_runs], grader, agg_strategy)

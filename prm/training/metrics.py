@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from eval.metrics import first_error_from_scores, first_error_index, processbench_scores
 from prm.data import IGNORE_INDEX
+from prm.first_error import first_error_from_scores, first_error_index, processbench_scores
 
 
 def correct_step_probability(logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""What ``recipes/train_prm.py`` puts together: script settings, tokenizer, model, LoRA config and datasets."""
+"""What ``recipes/train_prm.py`` runs: script settings, tokenizer, model, LoRA config, datasets, and the whole run."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from prm.data import detect_layout, load_raw_dataset, load_stepwise_dataset
 from prm.data import load_tokenizer as load_saved_tokenizer
 
 from .config import PRMConfig
+from .trainer import PRMTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -209,3 +210,34 @@ def load_datasets(script_args: PRMScriptArguments, training_args: PRMConfig):
         test = _subsample(load(script_args.dataset_test_split), script_args.max_eval_samples, training_args.seed)
     logger.info("Training rows: %d; evaluation rows: %s", len(train), len(test) if test is not None else "none")
     return train, test
+
+
+def train_from_args(script_args: PRMScriptArguments, training_args: PRMConfig, model_args, callbacks=()) -> PRMTrainer:
+    """Train, evaluate (when there is an eval split) and save a PRM from parsed settings (``recipes/train_prm.py``)."""
+    tokenizer = load_tokenizer(script_args, model_args)
+    model = build_model(script_args, model_args, training_args, tokenizer)
+    train_dataset, eval_dataset = load_datasets(script_args, training_args)
+    trainer = PRMTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(model_args),
+        callbacks=list(callbacks),
+        model_card_info={
+            "base_model": model_args.model_name_or_path or given(script_args.init_from_config),
+            "dataset": script_args.dataset_name,
+            "dataset_splits": f"train: {script_args.dataset_train_split}",
+        },
+    )
+    trainer.train(resume_from_checkpoint=resume_argument(training_args.resume_from_checkpoint))
+    if eval_dataset is not None:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the loss curve (log_history)
+    if trainer.is_world_process_zero():
+        logger.info("Saved the model to %s", training_args.output_dir)
+    return trainer

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from prm.arith.policy import PolicyTrainingConfig, evaluate_policy, heldout_problems, train_policy  # noqa: E402
+from arith_demo.policy import PolicyTrainingConfig, evaluate_policy, heldout_problems, train_policy
 
 
 @dataclass
