@@ -46,9 +46,11 @@ test-vllm: $(VLLM_STAMP)
 demo: $(STAMP)
 	$(BIN)/python recipes/demo.py --output_dir demo_output
 
+# lint-imports checks the layer contract in pyproject.toml (docs/architecture.md): no upward imports, no cycles.
 quality: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=$(CURDIR) $(BIN)/lint-imports --no-cache
 
 style: $(STAMP)
 	$(BIN)/ruff check --fix .
