@@ -29,7 +29,7 @@ from prm.verifiers.token_cls import TokenClassificationVerifier
 from search.beam_search import beam_search
 from search.config import DatasetArguments, SearchConfig
 from search.generators.transformers_backend import TransformersGenerator
-from search.primitives import CachedScorer, FullScorer
+from search.primitives import FullScorer
 from search.runner import load_problems
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "math500" / "test.jsonl"  # all of MATH-500, shipped
@@ -73,11 +73,7 @@ def main() -> None:
     runs = {}
     for name in [n for _ in range(args.repeats) for n in ("full re-scoring", "prefix reuse")]:
         verifier = TokenClassificationVerifier(prm, tokenizer, step_separator="\n")
-        scorer = (
-            FullScorer(verifier)
-            if name == "full re-scoring"
-            else CachedScorer(PrefixCachedScorer.from_verifier(verifier))
-        )
+        scorer = FullScorer(verifier) if name == "full re-scoring" else PrefixCachedScorer.from_verifier(verifier)
         timer = [0.0]
         score = scorer.score
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from prm.verifiers.aggregation import AggStrategy, aggregate_scores
-from prm.verifiers.prefix_cache import PrefixCachedScorer, ScoreRequest
+from prm.verifiers.scoring import ScoreRequest, ScoreResult, StepScorer
 
 from .generators.base import Completion, Generator, SamplingConfig, generate_checked
 
@@ -170,30 +170,13 @@ class FullScorer:
     def tokens_processed(self) -> int:
         return self.verifier.tokens_processed
 
-    def score(self, requests: list[ScoreRequest]) -> list[tuple[list[float], float]]:
+    def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         before = self.verifier.tokens_processed
         scores = self.verifier.score([r.problem for r in requests], [r.steps for r in requests])
-        return list(zip(scores, share_tokens(self.verifier.tokens_processed - before, requests)))
+        return list(map(ScoreResult, scores, share_tokens(self.verifier.tokens_processed - before, requests)))
 
     def release(self, keep) -> None:
         pass
-
-
-class CachedScorer:
-    """Scores beams incrementally with a :class:`PrefixCachedScorer` (exact per-request token counts)."""
-
-    def __init__(self, scorer: PrefixCachedScorer):
-        self.scorer = scorer
-
-    @property
-    def tokens_processed(self) -> int:
-        return self.scorer.tokens_processed
-
-    def score(self, requests: list[ScoreRequest]) -> list[tuple[list[float], float]]:
-        return [(r.scores, r.tokens) for r in self.scorer.score(requests)]
-
-    def release(self, keep) -> None:
-        self.scorer.release(keep)
 
 
 def share_tokens(total: int, requests: list[ScoreRequest]) -> list[float]:
@@ -207,7 +190,11 @@ def share_tokens(total: int, requests: list[ScoreRequest]) -> list[float]:
 
 
 def score_beams(
-    scorer, problems: list[str], beams: list[Beam], extra_steps: list[list[str]] | None, strategy: AggStrategy
+    scorer: StepScorer,
+    problems: list[str],
+    beams: list[Beam],
+    extra_steps: list[list[str]] | None,
+    strategy: AggStrategy,
 ) -> tuple[list[float], dict[int, float]]:
     """Score every beam (its steps, plus any lookahead steps) and set ``beam.scores`` to its own steps' scores.
 
@@ -226,10 +213,10 @@ def score_beams(
         for b, extra in zip(beams, extra_steps)
     ]
     ranks, spent = [], {}
-    for beam, (scores, tokens) in zip(beams, scorer.score(requests)):
-        beam.scores = list(scores[: len(beam.steps)])
-        ranks.append(aggregate_scores(scores, strategy))
-        spent[beam.problem_index] = spent.get(beam.problem_index, 0.0) + tokens
+    for beam, result in zip(beams, scorer.score(requests)):
+        beam.scores = list(result.scores[: len(beam.steps)])
+        ranks.append(aggregate_scores(result.scores, strategy))
+        spent[beam.problem_index] = spent.get(beam.problem_index, 0.0) + result.tokens
     return ranks, spent
 
 

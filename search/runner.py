@@ -29,7 +29,7 @@ from .best_of_n import best_of_n
 from .config import DatasetArguments, SearchConfig, SearchScriptArguments
 from .dvts import dvts
 from .generators import GeneratorArguments, load_generator_from_args
-from .primitives import CachedScorer, FullScorer
+from .primitives import FullScorer
 from .results import RESULTS_FILE, append_rows, merge_results, read_results, result_row
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def make_scorer(verifier, config: SearchConfig):
         from prm.verifiers.token_cls import TokenClassificationVerifier
 
         if isinstance(verifier, TokenClassificationVerifier) and base_and_head(verifier.model) is not None:
-            return CachedScorer(PrefixCachedScorer.from_verifier(verifier))
+            return PrefixCachedScorer.from_verifier(verifier)
         logger.info("%s has no prefix cache: every beam is re-scored in full", type(verifier).__name__)
     return FullScorer(verifier)
 

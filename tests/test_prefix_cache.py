@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForTokenClassification
 
 from prm.testing import build_tiny_tokenizer, tiny_qwen2_config
-from prm.verifiers.prefix_cache import PrefixCachedScorer, ScoreRequest
+from prm.verifiers.prefix_cache import PrefixCachedScorer
+from prm.verifiers.scoring import ScoreRequest
 from prm.verifiers.token_cls import TokenClassificationVerifier
 
 PROBLEMS = ["What is 2+3?", "Compute 7*6 and add one."]

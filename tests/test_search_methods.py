@@ -18,7 +18,7 @@ from search.best_of_n import best_of_n
 from search.config import SearchConfig
 from search.dvts import dvts
 from search.generators.base import GenerationCountError
-from search.primitives import CachedScorer, FullScorer
+from search.primitives import FullScorer
 from tests.search_doubles import ScriptedGenerator, ValueVerifier, step_value
 
 PROBLEMS = ["What is 1+1?", "Add 2 and 3.", "Compute 4*5 now.", "A fourth problem!"]
@@ -228,7 +228,7 @@ def test_prefix_cached_search_equals_full_rescoring(tiny_models, method):
     full_verifier = TokenClassificationVerifier(prm, tokenizer, step_separator="\n")
     full = method(PROBLEMS, ScriptedGenerator(), FullScorer(full_verifier), config, seed=4)
     cached_scorer = PrefixCachedScorer.from_verifier(full_verifier)
-    cached = method(PROBLEMS, ScriptedGenerator(), CachedScorer(cached_scorer), config, seed=4)
+    cached = method(PROBLEMS, ScriptedGenerator(), cached_scorer, config, seed=4)
     for a, b in zip(full, cached):
         assert [x.text for x in a.beams] == [x.text for x in b.beams]
         for x, y in zip(a.beams, b.beams):
@@ -254,7 +254,7 @@ def test_methods_with_real_transformers_generator(tiny_models, method):
         system_prompt=None,
     )
     verifier = TokenClassificationVerifier(prm, tokenizer, step_separator="\n")
-    results = method(PROBLEMS[:3], generator, CachedScorer(PrefixCachedScorer.from_verifier(verifier)), config, seed=5)
+    results = method(PROBLEMS[:3], generator, PrefixCachedScorer.from_verifier(verifier), config, seed=5)
     again = method(PROBLEMS[:3], generator, FullScorer(verifier), config, seed=5)
     for res, res2 in zip(results, again):
         assert len(res.beams) == 4

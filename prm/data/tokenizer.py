@@ -27,6 +27,17 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, revision:
     return AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
 
 
+def pad_token_id(tokenizer) -> int:
+    """The id that pads a batch: the tokenizer's pad token, else its EOS token, else 0.
+
+    Padding is masked out of attention and loss, so any id is correct; the fallback order only keeps the id inside
+    the vocabulary of tokenizers that define no pad token (Llama's, for one)."""
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None:
+        pad = getattr(tokenizer, "eos_token_id", None)
+    return 0 if pad is None else pad
+
+
 def render_chat(
     tokenizer, messages: list[dict[str, str]], date_string: str = DEFAULT_DATE_STRING, **kwargs: Any
 ) -> str:

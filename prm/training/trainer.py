@@ -12,6 +12,7 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from prm.data import IGNORE_INDEX, save_separator, tokenize_dataset
+from prm.data.tokenizer import pad_token_id
 
 from .collator import PRMDataCollator
 from .config import PRMConfig
@@ -143,13 +144,11 @@ class PRMTrainer(Trainer):
         model = _prepare_model(model, args, peft_config)
         train_dataset, eval_dataset = self._tokenize_datasets(train_dataset, eval_dataset, processing_class, args)
 
-        pad_token_id = processing_class.pad_token_id
-        if pad_token_id is None:
-            pad_token_id = processing_class.eos_token_id if processing_class.eos_token_id is not None else 0
+        pad_id = pad_token_id(processing_class)
         if data_collator is None:
-            data_collator = PRMDataCollator(pad_token_id=pad_token_id, padding_free=args.padding_free)
+            data_collator = PRMDataCollator(pad_token_id=pad_id, padding_free=args.padding_free)
         # Evaluation keeps one solution per row: the first-error metrics need the solution boundaries.
-        self.eval_collator = PRMDataCollator(pad_token_id=pad_token_id)
+        self.eval_collator = PRMDataCollator(pad_token_id=pad_id)
         self.model_card_info = {
             "base_model": getattr(_unwrap_peft(model).config, "_name_or_path", None) or None,
             "lora": hasattr(model, "merge_and_unload"),

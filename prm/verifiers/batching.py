@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from prm.data.tokenizer import pad_token_id
+
 from .base import Verifier
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,22 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
     return out
 
 
+def class_margin(logits: torch.Tensor) -> torch.Tensor:
+    """Log-odds of class 1 from per-position class logits ``[N, C]``.
+
+    For two classes this is ``logit_1 - logit_0``, whose sign is exactly the argmax decision. One logit is read
+    as a binary (sigmoid) head. With more classes, class 1 against all others.
+    """
+    logits = logits.float()
+    num_classes = logits.shape[-1]
+    if num_classes == 2:
+        return logits[:, 1] - logits[:, 0]
+    if num_classes == 1:
+        return logits[:, 0]
+    others = torch.cat([logits[:, :1], logits[:, 2:]], dim=-1)
+    return logits[:, 1] - torch.logsumexp(others, dim=-1)
+
+
 def margins_to_probs(margins: torch.Tensor) -> list[float]:
     # float64: a positive float32 margin never rounds to exactly 0.5, so ``score > 0.5`` agrees with argmax.
     return torch.sigmoid(margins.double()).tolist()
@@ -154,10 +172,7 @@ class BatchedVerifier(Verifier):
 
     @property
     def pad_token_id(self) -> int:
-        pad = getattr(self.tokenizer, "pad_token_id", None)
-        if pad is None:
-            pad = getattr(self.tokenizer, "eos_token_id", None)
-        return 0 if pad is None else pad
+        return pad_token_id(self.tokenizer)
 
     @abstractmethod
     def encode(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:

@@ -22,6 +22,7 @@ from prm.data.tokenizer import DEFAULT_DATE_STRING, render_chat
 
 from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
 from .lm_scoring import candidate_margins, single_token_id, token_at_chars, truncated_encoding
+from .models import load_model_and_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ class ChatPlusMinusVerifier(BatchedVerifier):
         cls, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None, **kwargs
     ):
         from transformers import AutoModelForCausalLM
-
-        from .loading import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(
             AutoModelForCausalLM, name_or_path, device, dtype, trust_remote_code, tokenizer

@@ -10,11 +10,7 @@ import torch.nn.functional as F
 
 from .batching import Encoded
 from .last_layer import hidden_at_positions
-
-
-def body_kwargs(model) -> dict:
-    # Decoders build a KV cache by default; scoring never reuses it.
-    return {"use_cache": False} if getattr(getattr(model, "config", None), "use_cache", None) is not None else {}
+from .models import no_cache_kwargs
 
 
 def token_at_chars(offsets: Sequence[tuple[int, int]], char_positions: Sequence[int]) -> list[int]:
@@ -67,7 +63,7 @@ def candidate_margins(
         if cap:
             picked = torch.tanh(picked / cap) * cap
         return picked[:, 0] - picked[:, 1]
-    hidden = hidden_at_positions(body, input_ids, rows, positions, **body_kwargs(model))
+    hidden = hidden_at_positions(body, input_ids, rows, positions, **no_cache_kwargs(model))
     ids = torch.tensor([good_id, bad_id], device=hidden.device)
     bias = head.bias[ids] if head.bias is not None else None
     return margins_from_hidden(hidden, head.weight[ids], bias, cap)

@@ -1,4 +1,5 @@
-"""Load any supported PRM by path or hub name, detecting its style from the config where that is clear."""
+"""The verifier registry (type name -> class) and loading any supported PRM by path or hub name, detecting its
+style from the config where that is clear."""
 
 from __future__ import annotations
 
@@ -9,38 +10,27 @@ from typing import Literal
 import torch
 
 from .base import Verifier
+from .chat_plus_minus import ChatPlusMinusVerifier
+from .models import resolve_dtype
+from .qwen_prm import QwenPRMVerifier
+from .step_tag import StepTagVerifier
+from .token_cls import TokenClassificationVerifier
 
 logger = logging.getLogger(__name__)
 
 VerifierType = Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"]
-VERIFIER_TYPES: tuple[str, ...] = ("token-cls", "qwen-prm", "step-tag", "chat-plus-minus")
+# Each class loads itself with ``from_pretrained(name_or_path, device=, dtype=, trust_remote_code=, **kwargs)``.
+VERIFIER_CLASSES: dict[str, type[Verifier]] = {
+    "token-cls": TokenClassificationVerifier,
+    "qwen-prm": QwenPRMVerifier,
+    "step-tag": StepTagVerifier,
+    "chat-plus-minus": ChatPlusMinusVerifier,
+}
+VERIFIER_TYPES: tuple[str, ...] = tuple(VERIFIER_CLASSES)
 VerifierBackend = Literal["transformers", "vllm"]
 
 # Causal-LM PRMs look alike in their config; these well-known names settle which protocol they were trained for.
 _NAME_HINTS = {"math-shepherd": "step-tag", "rlhflow": "chat-plus-minus"}
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def default_dtype(device) -> torch.dtype:
-    # bf16 is the PRMs' native precision on GPUs; on CPU it is slow and float32 is exact.
-    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-
-
-def load_model_and_tokenizer(
-    auto_class, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None
-):
-    """A verifier's weights (safetensors only) on ``device`` and its tokenizer exactly as saved."""
-    from prm.data import load_tokenizer
-
-    device = device or default_device()
-    model = auto_class.from_pretrained(
-        name_or_path, dtype=dtype or default_dtype(device), trust_remote_code=trust_remote_code, use_safetensors=True
-    ).to(device)
-    tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
-    return model, tokenizer
 
 
 def detect_verifier_type(name_or_path: str, config: dict) -> str:
@@ -100,11 +90,6 @@ def load_verifier(
 
     ``backend="vllm"`` runs the forward passes in a vLLM pooling engine (:mod:`prm.verifiers.vllm_backend`; the
     same inputs and scores); ``engine_kwargs`` are more ``vllm.LLM`` arguments. vLLM picks its own device."""
-    from .chat_plus_minus import ChatPlusMinusVerifier
-    from .qwen_prm import QwenPRMVerifier
-    from .step_tag import StepTagVerifier
-    from .token_cls import TokenClassificationVerifier
-
     verifier_type = resolve_verifier_type(name_or_path, verifier_type)  # type: ignore[assignment]
     if backend == "vllm":
         from .vllm_backend import load_vllm_verifier
@@ -121,14 +106,6 @@ def load_verifier(
         raise ValueError(f"Unknown verifier backend {backend!r}; choose transformers or vllm")
     if engine_kwargs:
         logger.warning("vLLM engine arguments ignored: the verifier backend is transformers")
-    classes = {
-        "token-cls": TokenClassificationVerifier,
-        "qwen-prm": QwenPRMVerifier,
-        "step-tag": StepTagVerifier,
-        "chat-plus-minus": ChatPlusMinusVerifier,
-    }
-    if isinstance(dtype, str) and dtype != "auto":
-        dtype = getattr(torch, dtype)
-    return classes[verifier_type].from_pretrained(
-        name_or_path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs
+    return VERIFIER_CLASSES[verifier_type].from_pretrained(
+        name_or_path, device=device, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code, **kwargs
     )

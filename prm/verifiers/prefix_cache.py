@@ -22,38 +22,18 @@ truncated here (tree search bounds them with its token budget).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
-from .batching import base_and_head, margins_to_probs, right_pad
-from .token_cls import class_margin
+from prm.data.tokenizer import pad_token_id
+
+from .batching import base_and_head, class_margin, margins_to_probs, right_pad
+from .models import cache_argument
+from .scoring import ScoreRequest, ScoreResult
 
 _ROOT = "__root__"
-
-
-@dataclass
-class ScoreRequest:
-    """Score ``steps`` of a solution to ``problem``.
-
-    ``parent`` is the node whose state covers a leading part of ``steps`` (None: start from the problem).
-    When ``node`` is given, the state after the first ``keep_steps`` steps is stored under it (the rest, e.g.
-    lookahead steps, is scored but not kept). ``keep_steps`` defaults to all steps.
-    """
-
-    problem: str
-    steps: list[str]
-    parent: Hashable | None = None
-    node: Hashable | None = None
-    keep_steps: int | None = None
-
-
-@dataclass
-class ScoreResult:
-    scores: list[float]
-    tokens: int
 
 
 @dataclass
@@ -94,9 +74,7 @@ class PrefixCachedScorer:
         self._separator_ids = tokenizer(step_separator, add_special_tokens=False)["input_ids"]
         if not self._separator_ids:
             raise ValueError(f"The step separator {step_separator!r} tokenizes to nothing")
-        params = inspect.signature(self.body.forward).parameters
-        # transformers 5.x renamed ``past_key_values`` to ``cache``; older releases only know the former.
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._cache_kwarg = cache_argument(self.body)
         self._nodes: dict[Hashable, _Node] = {}
 
     @classmethod
@@ -217,9 +195,8 @@ class PrefixCachedScorer:
         for i, (r, length) in enumerate(zip(rows, lengths)):
             mask[i, past - length : past + len(r.ids)] = 1
         positions = torch.tensor(lengths, dtype=torch.long)[:, None] + torch.arange(width)[None, :]
-        pad = getattr(self.tokenizer, "pad_token_id", None) or 0
         hidden = self.body(
-            input_ids=right_pad([r.ids for r in rows], pad).to(device),
+            input_ids=right_pad([r.ids for r in rows], pad_token_id(self.tokenizer)).to(device),
             attention_mask=mask.to(device),
             position_ids=positions.to(device),
             use_cache=True,

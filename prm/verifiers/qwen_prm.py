@@ -16,10 +16,10 @@ import torch
 
 from prm.data.tokenizer import render_chat
 
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, class_margin
 from .last_layer import hidden_at_positions
-from .lm_scoring import body_kwargs, truncated_encoding
-from .token_cls import class_margin
+from .lm_scoring import truncated_encoding
+from .models import default_device, default_dtype, no_cache_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +122,6 @@ class QwenPRMVerifier(BatchedVerifier):
 
         from prm.data import load_tokenizer
 
-        from .loading import default_device, default_dtype
-
         device = device or default_device()
         dtype = dtype or default_dtype(device)
         tokenizer = tokenizer or load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
@@ -164,7 +162,7 @@ class QwenPRMVerifier(BatchedVerifier):
     def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if isinstance(self.model, ProcessRewardModel):
             body = self.model.body
-            logits = self.model.score(hidden_at_positions(body, input_ids, rows, positions, **body_kwargs(body)))
+            logits = self.model.score(hidden_at_positions(body, input_ids, rows, positions, **no_cache_kwargs(body)))
         else:
             out = self.model(input_ids=input_ids)
             logits = (out.logits if hasattr(out, "logits") else out[0])[rows, positions]

@@ -10,6 +10,7 @@ import torch
 
 from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
 from .lm_scoring import candidate_margins, single_token_id, token_at_chars, truncated_encoding
+from .models import load_model_and_tokenizer
 
 
 class StepTagVerifier(BatchedVerifier):
@@ -50,8 +51,6 @@ class StepTagVerifier(BatchedVerifier):
         cls, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None, **kwargs
     ):
         from transformers import AutoModelForCausalLM
-
-        from .loading import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(
             AutoModelForCausalLM, name_or_path, device, dtype, trust_remote_code, tokenizer

@@ -9,27 +9,11 @@ import torch
 
 from prm.data import build_example, decode_separator, read_separator
 
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_head
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_head, class_margin
 from .last_layer import hidden_at_positions
-from .lm_scoring import body_kwargs
+from .models import load_model_and_tokenizer, no_cache_kwargs
 
 logger = logging.getLogger(__name__)
-
-
-def class_margin(logits: torch.Tensor) -> torch.Tensor:
-    """Log-odds of class 1 from per-position class logits ``[N, C]``.
-
-    For two classes this is ``logit_1 - logit_0``, whose sign is exactly the argmax decision. One logit is read
-    as a binary (sigmoid) head. With more classes, class 1 against all others.
-    """
-    logits = logits.float()
-    num_classes = logits.shape[-1]
-    if num_classes == 2:
-        return logits[:, 1] - logits[:, 0]
-    if num_classes == 1:
-        return logits[:, 0]
-    others = torch.cat([logits[:, :1], logits[:, 2:]], dim=-1)
-    return logits[:, 1] - torch.logsumexp(others, dim=-1)
 
 
 class TokenClassificationVerifier(BatchedVerifier):
@@ -81,8 +65,6 @@ class TokenClassificationVerifier(BatchedVerifier):
     ) -> TokenClassificationVerifier:
         from transformers import AutoModelForTokenClassification
 
-        from .loading import load_model_and_tokenizer
-
         model, tokenizer = load_model_and_tokenizer(
             AutoModelForTokenClassification, name_or_path, device, dtype, trust_remote_code, tokenizer
         )
@@ -117,7 +99,7 @@ class TokenClassificationVerifier(BatchedVerifier):
             body, head = self._fast
             # The head (and the last layer, where supported) only runs where a step is scored; dropout is off in
             # eval mode, so this is the same math as the full forward.
-            logits = head(hidden_at_positions(body, input_ids, rows, positions, **body_kwargs(self.model)))
+            logits = head(hidden_at_positions(body, input_ids, rows, positions, **no_cache_kwargs(self.model)))
         else:
             logits = self.model(input_ids=input_ids).logits[rows, positions]
         return class_margin(logits)

@@ -28,9 +28,8 @@ from typing import Any
 import torch
 
 from .base import Verifier
-from .batching import Encoded, StepScores, margins_to_probs
+from .batching import Encoded, StepScores, class_margin, margins_to_probs
 from .lm_scoring import margins_from_hidden
-from .token_cls import class_margin
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ text.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import random
 
@@ -16,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from prm.data.tokenizer import DEFAULT_DATE_STRING
+from prm.verifiers.models import cache_argument
 
 from .base import Completion, Generator, SamplingConfig
 from .chat import encode_prompt, format_chat_prompt, read_chat_template
@@ -81,8 +81,7 @@ class TransformersGenerator(Generator):
                 model_name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, use_safetensors=True
             )
         self.model = model.to(self.device).eval()
-        # transformers 5 renamed the cache argument/output from ``past_key_values`` to ``cache``.
-        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self._cache_arg = cache_argument(self.model)
         self.tokenizer = tokenizer
         self.chat_template = read_chat_template(chat_template_path) if chat_template_path else None
         self.date_string = date_string
