@@ -14,8 +14,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prm.verifiers.aggregation import aggregate_scores
-
 from .world import CorruptionMix, Problem, corrupt
 
 
@@ -101,7 +99,3 @@ def line_discrimination(verifier, problems: Sequence[Problem], seed: int = 0, mi
         num_pairs=len(wins),
         by_kind={k: sum(v) / len(v) for k, v in sorted(kinds.items())},
     )
-
-
-def solution_scores(step_scores: Sequence[Sequence[float]], strategy: str = "min") -> list[float]:
-    return [aggregate_scores(s, strategy) for s in step_scores]

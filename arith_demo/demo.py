@@ -12,7 +12,6 @@ import json
 import logging
 import shutil
 import time
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -198,12 +197,7 @@ def evaluate_prm(config: DemoConfig, seed: int, prm_path: Path, out: Path) -> di
             "splits": [SPLIT],
         },
     )
-    results = evaluate_from_args(script_args, model_args)
-    split = (
-        results[SPLIT]
-        if results and SPLIT in results
-        else json.loads((out / "eval" / "processbench" / "results.json").read_text())[SPLIT]
-    )
+    split = evaluate_from_args(script_args, model_args)[SPLIT]  # one process: the results come back here
     from prm.verifiers import load_verifier
 
     verifier = load_verifier(str(prm_path), device="cpu")
@@ -248,18 +242,9 @@ def run_search(config: DemoConfig, seed: int, method: str, n: int, prm_path: Pat
         Path(config.config_dir) / f"{method}.yaml",
         overrides,
     )
-    metrics = int_keys(search_from_args(*parsed))
+    metrics = search_from_args(*parsed)
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
     return metrics, rows
-
-
-def int_keys(value):
-    """JSON turns the n of ``{n: accuracy}`` into strings; turn them back."""
-    if isinstance(value, dict):
-        return {int(k) if isinstance(k, str) and k.isdigit() else k: int_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [int_keys(v) for v in value]
-    return value
 
 
 def pool_statistics(rows: list[dict]) -> dict[str, Any]:
@@ -324,10 +309,3 @@ def run_seed(config: DemoConfig, seed: int, generator, timer: StageTimer) -> dic
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
-
-
-def error_kind_totals(results: list[dict[str, Any]]) -> Counter:
-    total: Counter = Counter()
-    for r in results:
-        total.update(r["data"]["error_kinds"])
-    return total

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from search.generators.base import Generator, SamplingConfig
 
 from .world import (
-    SEPARATOR,
     CorruptionMix,
     Problem,
     classify_error,
-    corrupt,
     corrupt_lines,
     first_error,
     split_steps,
@@ -78,22 +76,6 @@ def sample_labeled_solutions(
     return out
 
 
-def synthetic_solutions(
-    problems: list[Problem], seed: int, corrupted_per_problem: int = 1, mix: CorruptionMix | None = None
-) -> list[LabeledSolution]:
-    """For each problem its gold solution and ``corrupted_per_problem`` corrupted ones: contrastive pairs that share
-    the problem (and the steps before the error), so only the line itself tells them apart."""
-    rng, mix = random.Random(seed), mix or CorruptionMix()
-    out = []
-    for problem in problems:
-        gold = problem.gold_steps()
-        out.append(LabeledSolution(problem, gold, -1, "gold"))
-        for _ in range(corrupted_per_problem):
-            steps, error = corrupt(problem, rng, mix.draw(rng))
-            out.append(LabeledSolution(problem, steps, error, "corrupted"))
-    return out
-
-
 def measured_mix(solutions: list[LabeledSolution], smoothing: float = 0.02) -> CorruptionMix:
     """The corruption mix that matches the first errors of real samples (``other`` errors are not reproduced)."""
     counts = error_kinds(solutions)
@@ -107,11 +89,6 @@ def measured_mix(solutions: list[LabeledSolution], smoothing: float = 0.02) -> C
 def error_kinds(solutions: list[LabeledSolution]) -> Counter:
     """How many first errors of each kind (see :func:`classify_error`)."""
     return Counter(k for s in solutions if (k := classify_error(s.problem, s.steps)) is not None)
-
-
-def stepwise_rows(solutions: list[LabeledSolution]) -> list[dict]:
-    """Training rows in the stepwise format (prompt = problem text, one label per step)."""
-    return [{"prompt": s.problem.text, "completions": s.steps, "labels": s.labels} for s in solutions]
 
 
 def line_check_rows(
@@ -162,7 +139,3 @@ def balanced_heldout(solutions: list[LabeledSolution], seed: int, per_class: int
     picked = good[:per_class] + bad[:per_class]
     rng.shuffle(picked)
     return picked
-
-
-def solution_text(steps: list[str]) -> str:
-    return SEPARATOR.join(steps)

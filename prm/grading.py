@@ -279,8 +279,3 @@ def default_grader() -> MathGrader:
     if _default is None:
         _default = MathGrader()
     return _default
-
-
-def grade(pred: str | None, gold: str, grader: MathGrader | None = None) -> bool:
-    """Whether a predicted answer (from :func:`extract_answer`; None = no answer) equals the gold answer."""
-    return (grader or default_grader()).equivalent(pred, gold)

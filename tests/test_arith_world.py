@@ -7,7 +7,7 @@ import random
 import pytest
 
 from arith_demo.analysis import auroc, within_problem_ranking
-from arith_demo.labeling import processbench_records, stepwise_rows, synthetic_solutions
+from arith_demo.labeling import LabeledSolution, line_check_rows, processbench_records
 from arith_demo.world import (
     DIFFICULTIES,
     CorruptionMix,
@@ -92,8 +92,14 @@ def test_corruption_mix_draws_by_weight():
 
 def test_layouts_are_valid_and_roundtrip_through_the_processbench_converter():
     problems = make_problems(30, seed=2, difficulty=DIFFICULTIES["medium"])
-    solutions = synthetic_solutions(problems, seed=0, corrupted_per_problem=2)
-    rows = stepwise_rows(solutions)
+    rng, mix = random.Random(0), CorruptionMix()
+    solutions = []
+    for problem in problems:  # each problem's gold solution and two corrupted ones
+        solutions.append(LabeledSolution(problem, problem.gold_steps(), -1, "gold"))
+        for _ in range(2):
+            steps, error = corrupt(problem, rng, mix.draw(rng))
+            solutions.append(LabeledSolution(problem, steps, error, "corrupted"))
+    rows = line_check_rows(solutions, [], seed=0, error_rate=0.0, mix=mix)
     assert validate_rows(rows) == 90
     records = processbench_records(solutions, "arith")
     for record, solution in zip(records, solutions):
