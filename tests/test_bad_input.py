@@ -44,7 +44,7 @@ MISSPELT = {
     "train_prm.py": ("dataset_name: x\noutput_dir: out\nlearning_rat: 1.0e-5\n", 3, "learning_rat", "learning_rate"),
     "eval_prm.py": ("model_name_or_path: m\noutput_dir: out\nthresold: 0.5\n", 3, "thresold", "threshold"),
     "evaluate_pool.py": ("input: r.jsonl\noutput_dir: out\n\nagg_stratgy: min\n", 4, "agg_stratgy", "agg_strategy"),
-    "search.py": ("output_dir: out\nmethod: dvts\nbeam_widht: 4\n", 3, "beam_widht", "beam_width"),
+    "run_search.py": ("output_dir: out\nmethod: dvts\nbeam_widht: 4\n", 3, "beam_widht", "beam_width"),
     "demo.py": ("output_dir: out\nsedes: [0]\n", 2, "sedes", "seeds"),
     "arith/train_policy.py": ("output_dir: out\neval_problem: 3\n", 2, "eval_problem", "eval_problems"),
     "compute_optimal.py": ("runs: [a]\noutput_dir: out\nnum_bin: 3\n", 3, "num_bin", "num_bins"),
@@ -143,7 +143,7 @@ def test_search_names_the_file_and_row_of_a_malformed_dataset(case, tmp_path):
     data.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
     proc = run_recipe(
-        "search.py", "--output_dir", str(out), "--prm_path", str(tmp_path / "no_prm"),
+        "run_search.py", "--output_dir", str(out), "--prm_path", str(tmp_path / "no_prm"),
         "--generator_model_name_or_path", str(tmp_path / "no_lm"), "--dataset_name", str(data),
     )  # fmt: skip
     assert f"{data}, {expected}" in error_line(proc, 1)
