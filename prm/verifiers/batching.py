@@ -16,6 +16,7 @@ import torch
 from prm.data.tokenizer import pad_token_id
 
 from .base import Verifier
+from .models import model_device
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class BatchedVerifier(Verifier):
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return model_device(self.model)
 
     @property
     def pad_token_id(self) -> int:

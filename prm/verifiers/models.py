@@ -17,6 +17,11 @@ def default_dtype(device) -> torch.dtype:
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
+def model_device(model) -> torch.device:
+    """The device of a model's (first) weights."""
+    return next(model.parameters()).device
+
+
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str | None:
     """A ``torch.dtype`` from its name ("bfloat16"); None (the device's default) and "auto" (the checkpoint's own
     dtype, as ``from_pretrained`` reads it) pass through."""

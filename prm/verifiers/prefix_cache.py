@@ -30,7 +30,7 @@ import torch
 from prm.data.tokenizer import pad_token_id
 
 from .batching import base_and_head, class_margin, margins_to_probs, right_pad
-from .models import cache_argument
+from .models import cache_argument, model_device
 from .scoring import ScoreRequest, ScoreResult
 
 _ROOT = "__root__"
@@ -83,7 +83,7 @@ class PrefixCachedScorer:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return model_device(self.model)
 
     @property
     def num_nodes(self) -> int:
