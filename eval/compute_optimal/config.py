@@ -65,7 +65,7 @@ class ComputeOptimalArguments:
     )
     prm_device: str | None = field(default=None, metadata={"help": "Device of the verifier (default: cuda if any)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the verifier's custom hub code."})
-    bootstrap_samples: int = field(default=1000, metadata={"help": "Resamples of problems for the 95% intervals."})
+    bootstrap_samples: int = field(default=1000, metadata={"help": "Resamples of problems for the 95%% intervals."})
     seed: int = field(default=0, metadata={"help": "Seed of the two-fold split and the bootstrap."})
     grading_timeout_s: float = field(
         default=5.0, metadata={"help": "Time limit of one answer comparison (math-verify in a worker process)."}
