@@ -63,7 +63,8 @@ def step_agreement(mc_hard: Sequence[Sequence[bool]], exact: Sequence[Sequence[b
     ``step_agreement``: share of steps with the same label. ``precision_wrong`` / ``recall_wrong``: of the steps MC
     calls wrong, the share that are wrong, and of the wrong steps, the share MC catches (MC misses a wrong step when
     a rollout recovers by luck; it flags a right step when every rollout fails). ``first_error_agreement``: share
-    of solutions whose first wrong step is the same under both.
+    of solutions whose first wrong step is the same under both. ``num_steps`` / ``num_wrong_steps``: the steps
+    compared and how many of them the exact labels call wrong (the baseline of labelling every step alike).
     """
     same = total = flagged = flagged_wrong = wrong = caught = first_same = 0
     for mc_row, exact_row in zip(mc_hard, exact):
@@ -83,6 +84,7 @@ def step_agreement(mc_hard: Sequence[Sequence[bool]], exact: Sequence[Sequence[b
         "recall_wrong": caught / wrong if wrong else 1.0,
         "first_error_agreement": first_same / len(exact) if exact else 0.0,
         "num_steps": float(total),
+        "num_wrong_steps": float(wrong),
         "num_solutions": float(len(exact)),
     }
 

@@ -100,6 +100,7 @@ def test_agreement_with_exact_labels_counts_lucky_recoveries_and_flags():
     assert agreement["first_error_agreement"] == pytest.approx(2 / 3)
     assert agreement["precision_wrong"] == 1.0
     assert agreement["recall_wrong"] == pytest.approx(4 / 7)
+    assert (agreement["num_steps"], agreement["num_wrong_steps"]) == (12, 7)
 
 
 def test_step_agreement_rejects_mismatched_lengths():
