@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .world import CorruptionMix, Problem, corrupt
+from .world import ArithProblem, CorruptionMix, corrupt
 
 
 def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
@@ -68,7 +68,7 @@ class LineDiscrimination:
     by_kind: dict[str, float]
 
 
-def line_pairs(problems: Sequence[Problem], seed: int, mix: CorruptionMix | None = None):
+def line_pairs(problems: Sequence[ArithProblem], seed: int, mix: CorruptionMix | None = None):
     """For each problem: (problem, prefix + right line, prefix + corrupted line, kind), the line chosen at random."""
     rng, mix = random.Random(seed), mix or CorruptionMix()
     out = []
@@ -80,7 +80,7 @@ def line_pairs(problems: Sequence[Problem], seed: int, mix: CorruptionMix | None
     return out
 
 
-def line_discrimination(verifier, problems: Sequence[Problem], seed: int = 0, mix=None) -> LineDiscrimination:
+def line_discrimination(verifier, problems: Sequence[ArithProblem], seed: int = 0, mix=None) -> LineDiscrimination:
     """Score the last line of each pair from :func:`line_pairs` with ``verifier`` (a ``prm.verifiers.Verifier``)."""
     pairs = line_pairs(problems, seed, mix)
     texts = [p.text for p, *_ in pairs]

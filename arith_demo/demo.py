@@ -51,7 +51,7 @@ class DemoConfig:
     config_dir: str = field(
         default=str(RECIPES / "arith"), metadata={"help": "Folder of prm.yaml, best_of_n.yaml, beam_search.yaml, ..."}
     )
-    difficulty: str = field(default="medium", metadata={"help": "Problem difficulty (must match the policy's)."})
+    difficulty: str = field(default="medium", metadata={"help": "ArithProblem difficulty (must match the policy's)."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of data and search."})
     train_problems: int = field(default=200, metadata={"help": "Problems whose policy samples train the PRM."})
     samples_per_problem: int = field(default=4, metadata={"help": "Policy samples per training problem."})

@@ -8,15 +8,16 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+from prm.data import split_steps
 from search.generators.base import Generator, SamplingConfig
 
 from .world import (
+    SEPARATOR,
+    ArithProblem,
     CorruptionMix,
-    Problem,
     classify_error,
     corrupt_lines,
     first_error,
-    split_steps,
     step_validity,
 )
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 class LabeledSolution:
     """One solution with exact step labels (True up to the first error)."""
 
-    problem: Problem
+    problem: ArithProblem
     steps: list[str]
     first_error: int
     source: str = "policy"
@@ -43,9 +44,9 @@ class LabeledSolution:
         return self.first_error < 0
 
 
-def label_solution(problem: Problem, text: str, source: str = "policy") -> LabeledSolution | None:
+def label_solution(problem: ArithProblem, text: str, source: str = "policy") -> LabeledSolution | None:
     """Split a sampled solution into steps and label it exactly; None when it has no step at all."""
-    steps = split_steps(text)
+    steps = split_steps(text, SEPARATOR)
     if not steps:
         return None
     return LabeledSolution(problem, steps, first_error(problem, steps), source)
@@ -53,7 +54,7 @@ def label_solution(problem: Problem, text: str, source: str = "policy") -> Label
 
 def sample_labeled_solutions(
     generator: Generator,
-    problems: list[Problem],
+    problems: list[ArithProblem],
     n: int,
     temperature: float = 1.0,
     seed: int = 0,
@@ -92,7 +93,7 @@ def error_kinds(solutions: list[LabeledSolution]) -> Counter:
 
 
 def line_check_rows(
-    solutions: list[LabeledSolution], problems: list[Problem], seed: int, error_rate: float, mix: CorruptionMix
+    solutions: list[LabeledSolution], problems: list[ArithProblem], seed: int, error_rate: float, mix: CorruptionMix
 ) -> list[dict]:
     """Training rows for a PRM that checks lines: each line labelled by whether it is locally right
     (:func:`~arith_demo.world.step_validity`), on policy samples and on solutions of ``problems`` in which every

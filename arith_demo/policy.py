@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .world import DIFFICULTIES, SEPARATOR, Problem, extract_answer, make_problems, split_steps
+from prm.data import split_steps
+
+from .world import DIFFICULTIES, SEPARATOR, ArithProblem, extract_answer, make_problems
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ def build_policy_model(
     return Qwen2ForCausalLM(config)
 
 
-def sft_examples(problems: list[Problem], tokenizer) -> list[dict[str, list[int]]]:
+def sft_examples(problems: list[ArithProblem], tokenizer) -> list[dict[str, list[int]]]:
     """``<bos> problem \\n steps <eos>`` with the loss on the solution only."""
     prompts = tokenizer([prompt_text(p.text) for p in problems], add_special_tokens=False)["input_ids"]
     answers = tokenizer([SEPARATOR.join(p.gold_steps()) for p in problems], add_special_tokens=False)["input_ids"]
@@ -133,7 +135,7 @@ def sft_examples(problems: list[Problem], tokenizer) -> list[dict[str, list[int]
     return out
 
 
-def heldout_problems(config: PolicyTrainingConfig) -> list[Problem]:
+def heldout_problems(config: PolicyTrainingConfig) -> list[ArithProblem]:
     return make_problems(config.num_heldout, config.heldout_seed, DIFFICULTIES[config.difficulty])
 
 
@@ -241,7 +243,9 @@ class PolicyAccuracy:
     n: int
 
 
-def evaluate_policy(model, tokenizer, problems: list[Problem], n: int = 8, temperature: float = 1.0, seed: int = 0):
+def evaluate_policy(
+    model, tokenizer, problems: list[ArithProblem], n: int = 8, temperature: float = 1.0, seed: int = 0
+):
     """Single-sample accuracy, step accuracy, majority vote and pass@n over ``n`` samples per problem."""
     from collections import Counter
 
@@ -256,7 +260,7 @@ def evaluate_policy(model, tokenizer, problems: list[Problem], n: int = 8, tempe
         answers = [a for a in (extract_answer(s) for s in sols) if a is not None]
         maj += bool(answers) and Counter(answers).most_common(1)[0][0] == problem.answer
         for s in sols:
-            validity = step_validity(problem, split_steps(s))
+            validity = step_validity(problem, split_steps(s, SEPARATOR))
             correct_steps += sum(validity)
             total_steps += len(validity)
     count = len(problems)

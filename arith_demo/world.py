@@ -16,12 +16,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from prm import grading
+from prm.first_error import first_error_index
+
 Op = Literal["+", "-", "*"]
 OP_WORDS = {"+": "Add {b}.", "-": "Subtract {b}.", "*": "Multiply by {b}."}
 _WORD_RE = re.compile(r"(Add|Subtract|Multiply by) (\d+)\.")
 _WORD_OPS = {"Add": "+", "Subtract": "-", "Multiply by": "*"}
 _LINE_RE = re.compile(r"^\s*(-?\d+) ([-+*]) (\d+) = (-?\d+)\s*$")
 _BOXED_RE = re.compile(r"\\boxed\{(-?\d+)\}")
+_INT_RE = re.compile(r"-?\d+")
 SEPARATOR = "\n"
 
 
@@ -63,7 +67,10 @@ def apply_op(a: int, op: str, b: int) -> int:
 
 
 @dataclass(frozen=True)
-class Problem:
+class ArithProblem:
+    """A problem of the arithmetic world: a start value and operations. Its ``text`` and ``answer`` are what a
+    dataset row holds (the search's :class:`search.runner.Problem` is such a row, with its index)."""
+
     start: int
     ops: tuple[tuple[str, int], ...]
 
@@ -92,16 +99,16 @@ class Problem:
         return steps + [f"\\boxed{{{value}}}"]
 
 
-def parse_problem(text: str) -> Problem:
+def parse_problem(text: str) -> ArithProblem:
     """Read a problem back from its text (the checker needs nothing else)."""
     match = re.match(r"\s*Start with (\d+)\.", text)
     if not match:
         raise ValueError(f"not an arithmetic problem: {text[:60]!r}")
     ops = tuple((_WORD_OPS[w], int(b)) for w, b in _WORD_RE.findall(text[match.end() :]))
-    return Problem(int(match.group(1)), ops)
+    return ArithProblem(int(match.group(1)), ops)
 
 
-def sample_problem(rng: random.Random, difficulty: Difficulty) -> Problem:
+def sample_problem(rng: random.Random, difficulty: Difficulty) -> ArithProblem:
     """Rejection-free: at each step pick among the operations that keep the value in range."""
     value = rng.randint(1, difficulty.max_operand)
     start, ops = value, []
@@ -119,10 +126,10 @@ def sample_problem(rng: random.Random, difficulty: Difficulty) -> Problem:
         b = rng.choice([b for o, b in choices if o == op])
         ops.append((op, b))
         value = apply_op(value, op, b)
-    return Problem(start, tuple(ops))
+    return ArithProblem(start, tuple(ops))
 
 
-def make_problems(n: int, seed: int, difficulty: Difficulty, exclude: set[str] | None = None) -> list[Problem]:
+def make_problems(n: int, seed: int, difficulty: Difficulty, exclude: set[str] | None = None) -> list[ArithProblem]:
     """``n`` distinct problems from ``seed``; ``exclude`` keeps held-out problems out of training sets."""
     rng, seen, out = random.Random(seed), set(exclude or ()), []
     while len(out) < n:
@@ -134,16 +141,13 @@ def make_problems(n: int, seed: int, difficulty: Difficulty, exclude: set[str] |
 
 
 def extract_answer(text: str) -> int | None:
-    """The integer inside the last ``\\boxed{}``, or None."""
-    found = _BOXED_RE.findall(text)
-    return int(found[-1]) if found else None
+    """The final answer as an integer: the answer :func:`prm.grading.extract_answer` reads (the last ``\\boxed{}``),
+    or None when there is none or it is not an integer."""
+    answer = grading.extract_answer(text)
+    return int(answer) if answer is not None and _INT_RE.fullmatch(answer) else None
 
 
-def split_steps(solution: str) -> list[str]:
-    return [line for line in solution.split(SEPARATOR) if line.strip()]
-
-
-def step_validity(problem: Problem, steps: list[str]) -> list[bool]:
+def step_validity(problem: ArithProblem, steps: list[str]) -> list[bool]:
     """Whether each line is locally right: it applies the next operation to the previous line's result exactly.
 
     Only the first ``False`` matters for labels (see :func:`step_labels`); later lines are judged against the
@@ -167,7 +171,7 @@ def step_validity(problem: Problem, steps: list[str]) -> list[bool]:
     return out
 
 
-def step_labels(problem: Problem, steps: list[str]) -> list[bool]:
+def step_labels(problem: ArithProblem, steps: list[str]) -> list[bool]:
     """Exact labels: True up to (not including) the first invalid step, False from there on."""
     labels, ok = [], True
     for valid in step_validity(problem, steps):
@@ -176,19 +180,18 @@ def step_labels(problem: Problem, steps: list[str]) -> list[bool]:
     return labels
 
 
-def first_error(problem: Problem, steps: list[str]) -> int:
+def first_error(problem: ArithProblem, steps: list[str]) -> int:
     """ProcessBench label: index of the first wrong step, -1 if every step is right and the solution finishes."""
-    labels = step_labels(problem, steps)
-    for i, ok in enumerate(labels):
-        if not ok:
-            return i
+    index = first_error_index(step_labels(problem, steps))
+    if index >= 0:
+        return index
     if not steps or not _BOXED_RE.search(steps[-1]):
         # An unfinished solution is not a correct one; blame the last step.
         return max(len(steps) - 1, 0)
     return -1
 
 
-def is_correct(problem: Problem, solution: str) -> bool:
+def is_correct(problem: ArithProblem, solution: str) -> bool:
     return extract_answer(solution) == problem.answer
 
 
@@ -234,7 +237,7 @@ class CorruptionMix:
         return rng.choices(kinds, weights=[self.weights[k] for k in kinds])[0]
 
 
-def corrupt(problem: Problem, rng: random.Random, kind: str, at: int | None = None) -> tuple[list[str], int]:
+def corrupt(problem: ArithProblem, rng: random.Random, kind: str, at: int | None = None) -> tuple[list[str], int]:
     """A solution whose first error is of ``kind`` at step ``at`` (random if None); returns (steps, first_error).
 
     Like a policy, the solution carries the wrong value forward and stays locally correct afterwards.
@@ -267,7 +270,7 @@ def corrupt(problem: Problem, rng: random.Random, kind: str, at: int | None = No
     return steps, first_error(problem, steps)
 
 
-def classify_error(problem: Problem, steps: list[str]) -> str | None:
+def classify_error(problem: ArithProblem, steps: list[str]) -> str | None:
     """Which corruption kind explains a solution's first error (``other`` if none), or None if it has none."""
     index = first_error(problem, steps)
     if index < 0:
@@ -295,7 +298,7 @@ def classify_error(problem: Problem, steps: list[str]) -> str | None:
 
 
 def corrupt_lines(
-    problem: Problem, rng: random.Random, error_rate: float, mix: CorruptionMix | None = None
+    problem: ArithProblem, rng: random.Random, error_rate: float, mix: CorruptionMix | None = None
 ) -> list[str]:
     """A solution in which every line independently goes wrong with probability ``error_rate`` (kind from ``mix``).
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from prm.first_error import first_error_index
 from search.generators.base import Generator, SamplingConfig, generate_checked
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def step_agreement(mc_hard: Sequence[Sequence[bool]], exact: Sequence[Sequence[b
             flagged_wrong += (not m) and (not e)
             wrong += not e
             caught += (not m) and (not e)
-        first_same += _first_false(mc_row) == _first_false(exact_row)
+        first_same += first_error_index(mc_row) == first_error_index(exact_row)
     return {
         "step_agreement": same / total if total else 0.0,
         "precision_wrong": flagged_wrong / flagged if flagged else 1.0,
@@ -87,10 +88,6 @@ def step_agreement(mc_hard: Sequence[Sequence[bool]], exact: Sequence[Sequence[b
         "num_wrong_steps": float(wrong),
         "num_solutions": float(len(exact)),
     }
-
-
-def _first_false(labels: Sequence[bool]) -> int:
-    return next((i for i, ok in enumerate(labels) if not ok), -1)
 
 
 def mc_label(

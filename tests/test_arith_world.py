@@ -10,9 +10,9 @@ from arith_demo.analysis import auroc, within_problem_ranking
 from arith_demo.labeling import LabeledSolution, line_check_rows, processbench_records
 from arith_demo.world import (
     DIFFICULTIES,
+    ArithProblem,
     CorruptionMix,
     Difficulty,
-    Problem,
     classify_error,
     corrupt,
     extract_answer,
@@ -25,7 +25,7 @@ from prm.data import processbench_row, validate_rows
 
 
 def test_problem_text_steps_and_answer():
-    problem = Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    problem = ArithProblem(7, (("+", 5), ("*", 3), ("-", 4)))
     assert problem.text == "Start with 7. Add 5. Multiply by 3. Subtract 4."
     assert problem.gold_steps() == ["7 + 5 = 12", "12 * 3 = 36", "36 - 4 = 32", "\\boxed{32}"]
     assert problem.answer == 32
@@ -55,7 +55,7 @@ def test_heldout_problems_can_be_excluded():
 
 
 def test_checker_labels_first_error_and_everything_after():
-    problem = Problem(7, (("+", 5), ("*", 3), ("-", 4)))
+    problem = ArithProblem(7, (("+", 5), ("*", 3), ("-", 4)))
     gold = problem.gold_steps()
     assert step_labels(problem, gold) == [True] * 4 and first_error(problem, gold) == -1
     wrong = ["7 + 5 = 12", "12 * 3 = 35", "35 - 4 = 31", "\\boxed{31}"]
