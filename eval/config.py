@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from eval.processbench import DEFAULT_DATASET, SPLITS
 from eval.tracking import REPORT_TO, REPORT_TO_HELP, RUN_NAME_HELP, ReportTo
 from prm.verifiers.batching import DEFAULT_TOKEN_BUDGET
+from prm.verifiers.loading import VerifierBackend, VerifierType
+from prm.verifiers.models import DTypeName
+from prm.verifiers.token_cls import InputLayout
 from prm.verifiers.vllm_engine import json_mapping
 
 
@@ -68,7 +70,7 @@ class ProcessBenchArguments:
 @dataclass
 class VerifierArguments:
     model_name_or_path: str = field(metadata={"help": "PRM checkpoint: a local directory or a hub name."})
-    verifier_type: Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"] = field(
+    verifier_type: VerifierType = field(
         default="auto", metadata={"help": "PRM style; auto-detected from the config where that is unambiguous."}
     )
     separator: str | None = field(
@@ -100,7 +102,7 @@ class VerifierArguments:
             "Default: the model's max_position_embeddings."
         },
     )
-    input_layout: Literal["training", "processbench-script"] = field(
+    input_layout: InputLayout = field(
         default="training",
         metadata={
             "help": "token-cls only. 'training': the input layout the PRM was trained with (prm.data, as TRL). "
@@ -108,10 +110,10 @@ class VerifierArguments:
             "(QwenLM/ProcessBench PR #12, commit 05769fa): the training layout without the BOS token."
         },
     )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = field(
+    dtype: DTypeName | None = field(
         default=None, metadata={"help": "Weights dtype; default bfloat16 on GPU, float32 on CPU."}
     )
-    verifier_backend: Literal["transformers", "vllm"] = field(
+    verifier_backend: VerifierBackend = field(
         default="transformers",
         metadata={
             "help": "Where the PRM runs: transformers, or a vLLM pooling engine (token-cls, qwen-prm, step-tag and "

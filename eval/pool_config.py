@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
+from prm.verifiers.aggregation import AggStrategy
+from prm.verifiers.loading import VerifierBackend, VerifierType
+from prm.verifiers.models import DTypeName
 from prm.verifiers.vllm_engine import json_mapping
 
 
@@ -18,15 +20,13 @@ class PoolEvalArguments:
         default=None,
         metadata={"help": "Re-score the pool with this verifier (hub id or local path) before computing metrics."},
     )
-    verifier_type: Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"] = field(
+    verifier_type: VerifierType = field(
         default="auto", metadata={"help": "Verifier protocol of --prm_path; auto detects it from the checkpoint."}
     )
     prm_device: str | None = field(default=None, metadata={"help": "Device of the verifier (default: cuda if any)."})
-    prm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
-        default="auto", metadata={"help": "Verifier weights dtype."}
-    )
+    prm_dtype: DTypeName = field(default="auto", metadata={"help": "Verifier weights dtype."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the verifier's custom hub code."})
-    verifier_backend: Literal["transformers", "vllm"] = field(
+    verifier_backend: VerifierBackend = field(
         default="transformers",
         metadata={
             "help": "Where the PRM runs: transformers, or a vLLM pooling engine (token-cls, qwen-prm, step-tag and "
@@ -37,7 +37,7 @@ class PoolEvalArguments:
         default=None,
         metadata={"help": "verifier_backend vllm: more vllm.LLM arguments (a YAML mapping or a JSON object)."},
     )
-    agg_strategy: Literal["last", "min", "prod", "mean"] = field(
+    agg_strategy: AggStrategy = field(
         default="last", metadata={"help": "How a solution's step scores become one score (naive/weighted votes)."}
     )
     step_separator: str = field(

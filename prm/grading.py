@@ -28,7 +28,7 @@ from typing import Literal
 
 logger = logging.getLogger(__name__)
 
-DatasetKind = Literal["math500", "gsm8k", "auto"]
+AnswerFormat = Literal["auto", "plain", "gsm8k"]
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\b")
 _GSM8K = re.compile(r"####\s*([^\n]+)")
@@ -152,21 +152,20 @@ def number_key(value: Fraction | float) -> str:
     return f"num:{round(value, 6)!r}"
 
 
-def gold_answer(row: dict, dataset_kind: DatasetKind = "auto", answer_column: str = "answer") -> str:
-    """The reference answer of a dataset row: MATH-500's ``answer`` as is; GSM8K's worked ``answer`` reduced to the
-    number after ``####`` (thousands separators removed). ``auto`` picks GSM8K when the text contains ``####``."""
-    if answer_column not in row or row[answer_column] is None:
-        raise KeyError(f"row has no {answer_column!r} column (columns: {sorted(row)})")
-    text = str(row[answer_column])
-    if dataset_kind == "auto":
-        dataset_kind = "gsm8k" if "####" in text else "math500"
-    if dataset_kind == "gsm8k":
+def gold_answer(text: str, answer_format: AnswerFormat = "auto") -> str:
+    """The reference answer held in a dataset's answer field: GSM8K's worked answer reduced to the number after
+    ``####`` (thousands separators removed); any other answer (MATH-500's) stripped. ``auto`` reads GSM8K's layout
+    when the text contains ``####``. A GSM8K answer without ``####`` is an error, never taken whole as the answer."""
+    text = str(text)
+    if answer_format == "auto":
+        answer_format = "gsm8k" if "####" in text else "plain"
+    if answer_format == "gsm8k":
         if "####" not in text:
             raise ValueError(f"GSM8K answer has no '#### N' line: {text[-80:]!r}")
         return text.rsplit("####", 1)[1].strip().replace(",", "")
-    if dataset_kind == "math500":
+    if answer_format == "plain":
         return text.strip()
-    raise ValueError(f"Unknown dataset_kind {dataset_kind!r}; choose math500, gsm8k or auto")
+    raise ValueError(f"Unknown answer_format {answer_format!r}; choose auto, plain or gsm8k")
 
 
 class MathGrader:

@@ -7,7 +7,10 @@ from typing import Literal
 
 from eval.tracking import REPORT_TO, REPORT_TO_HELP, RUN_NAME_HELP, ReportTo
 from prm.data.separator import decode_separator
-from prm.verifiers.aggregation import AGG_STRATEGIES
+from prm.grading import AnswerFormat
+from prm.verifiers.aggregation import AGG_STRATEGIES, AggStrategy
+from prm.verifiers.loading import VerifierBackend, VerifierType
+from prm.verifiers.models import DTypeName
 from prm.verifiers.vllm_engine import json_mapping
 
 SearchMethod = Literal["best_of_n", "beam_search", "dvts"]
@@ -48,7 +51,7 @@ class SearchConfig:
     filter_duplicates: bool = field(
         default=False, metadata={"help": "Beam search: drop candidate beams whose text duplicates another beam's."}
     )
-    agg_strategy: Literal["last", "min", "prod", "mean"] = field(
+    agg_strategy: AggStrategy = field(
         default="last",
         metadata={"help": "How a solution's step scores become one score, used for every ranking and vote."},
     )
@@ -130,7 +133,7 @@ class DatasetArguments:
         default=None, metadata={"help": "Column holding the problem; default: 'problem', else 'question'."}
     )
     answer_column: str = field(default="answer", metadata={"help": "Column holding the gold answer."})
-    answer_format: Literal["auto", "plain", "gsm8k"] = field(
+    answer_format: AnswerFormat = field(
         default="auto",
         metadata={
             "help": "plain: the column is the answer; gsm8k: the answer follows '####' in a worked solution; "
@@ -153,15 +156,13 @@ class SearchScriptArguments:
 
     output_dir: str = field(metadata={"help": "Where results.jsonl, metrics.json and scaling.png go."})
     prm_path: str | None = field(default=None, metadata={"help": "PRM checkpoint (local directory or hub name)."})
-    verifier_type: Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"] = field(
+    verifier_type: VerifierType = field(
         default="auto", metadata={"help": "How to read the PRM; auto detects it from the checkpoint."}
     )
     prm_device: str | None = field(default=None, metadata={"help": "Device of the PRM (default: cuda if available)."})
-    prm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
-        default="auto", metadata={"help": "PRM weights dtype."}
-    )
+    prm_dtype: DTypeName = field(default="auto", metadata={"help": "PRM weights dtype."})
     prm_trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom PRM code from the hub."})
-    verifier_backend: Literal["transformers", "vllm"] = field(
+    verifier_backend: VerifierBackend = field(
         default="transformers",
         metadata={
             "help": "Where the PRM runs: transformers, or a vLLM pooling engine (token-cls, qwen-prm, step-tag and "

@@ -23,6 +23,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from prm.atomic import write_text
+from prm.grading import gold_answer
 
 from .beam_search import beam_search
 from .best_of_n import best_of_n
@@ -42,14 +43,6 @@ class Problem:
     index: int
     problem: str
     answer: str
-
-
-def gold_from_text(text: str, answer_format: str = "auto") -> str:
-    """The gold answer of a row: GSM8K's worked solutions end with ``#### <answer>``."""
-    text = str(text)
-    if answer_format == "gsm8k" or (answer_format == "auto" and "####" in text):
-        return text.rsplit("####", 1)[-1].strip().replace(",", "")
-    return text.strip()
 
 
 def load_problems(args: DatasetArguments) -> list[Problem]:
@@ -81,7 +74,10 @@ def load_problems(args: DatasetArguments) -> list[Problem]:
     for i, (p, a) in enumerate(zip(rows[problem_column], rows[args.answer_column]), start):
         if not isinstance(p, str) or not p.strip():
             raise ValueError(f"{name}, row {i}: field {problem_column!r} must be a non-empty string, got {p!r:.60}")
-        gold = None if a is None or isinstance(a, (list, dict, bool)) else gold_from_text(a, args.answer_format)
+        try:
+            gold = None if a is None or isinstance(a, (list, dict, bool)) else gold_answer(a, args.answer_format)
+        except ValueError as error:
+            raise ValueError(f"{name}, row {i}: field {args.answer_column!r}: {error}") from None
         if not gold:
             raise ValueError(f"{name}, row {i}: field {args.answer_column!r} must hold the gold answer, got {a!r:.60}")
         problems.append(Problem(i, p, gold))

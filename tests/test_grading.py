@@ -43,17 +43,28 @@ def test_gsm8k_and_answer_is_and_none():
 def test_gold_answers_of_real_datasets(real_data):
     with open(real_data / "gsm8k" / "test.jsonl") as f:
         gsm = [json.loads(next(f)) for _ in range(3)]
-    assert gold_answer(gsm[0], "gsm8k") == "18"  # Janet's ducks
-    assert all(gold_answer(r) == gold_answer(r, "gsm8k") for r in gsm)  # auto detects GSM8K by '####'
+    assert gold_answer(gsm[0]["answer"], "gsm8k") == "18"  # Janet's ducks
+    assert all(gold_answer(r["answer"]) == gold_answer(r["answer"], "gsm8k") for r in gsm)  # auto: GSM8K by '####'
     with open(real_data / "math500" / "test.jsonl") as f:
         row = json.loads(next(f))
-    assert gold_answer(row, "math500") == row["answer"].strip()
+    assert gold_answer(row["answer"], "plain") == row["answer"].strip()
     assert extract_answer(row["solution"]) == row["answer"]  # MATH solutions box their answer
-    with pytest.raises(KeyError, match="answer"):
-        gold_answer({"question": "q"}, "gsm8k")
     with pytest.raises(ValueError, match="####"):
-        gold_answer({"answer": "no marker"}, "gsm8k")
-    assert gold_answer({"answer": "Total: 3 eggs\n#### 1,000"}, "gsm8k") == "1000"
+        gold_answer("no marker", "gsm8k")
+    assert gold_answer("Total: 3 eggs\n#### 1,000", "gsm8k") == "1000"
+
+
+def test_a_gsm8k_answer_without_its_marker_names_the_row(tmp_path):
+    from search.config import DatasetArguments
+    from search.runner import load_problems
+
+    path = tmp_path / "gsm.jsonl"
+    path.write_text("".join(json.dumps({"question": "q", "answer": a}) + "\n" for a in ["1 + 1\n#### 2", "just 3"]))
+    assert [p.answer for p in load_problems(DatasetArguments(dataset_name=str(path)))] == ["2", "just 3"]  # auto
+    with pytest.raises(ValueError, match=r"row 1: field 'answer': GSM8K answer has no '#### N' line"):
+        load_problems(DatasetArguments(dataset_name=str(path), answer_format="gsm8k"))
+    with pytest.raises(ValueError, match="no column 'solution'"):  # a missing answer column is named
+        load_problems(DatasetArguments(dataset_name=str(path), answer_column="solution"))
 
 
 @pytest.mark.parametrize(

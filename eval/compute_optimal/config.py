@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+
+from prm.verifiers.aggregation import AggStrategy
+from prm.verifiers.loading import VerifierType
 
 VOTES = ("weighted", "maj", "naive")
 
@@ -29,7 +31,7 @@ class ComputeOptimalArguments:
         default_factory=lambda: list(VOTES),
         metadata={"help": "How a pool gives its answer, each a strategy: weighted (PRM-weighted), maj, naive (top)."},
     )
-    agg_strategy: Literal["last", "min", "prod", "mean"] = field(
+    agg_strategy: AggStrategy = field(
         default="last", metadata={"help": "How a solution's step scores become one score."}
     )
     policy_params: float | None = field(
@@ -60,7 +62,7 @@ class ComputeOptimalArguments:
             "does (no regeneration); its parameters then count for the verifier tokens."
         },
     )
-    verifier_type: Literal["auto", "token-cls", "qwen-prm", "step-tag", "chat-plus-minus"] = field(
+    verifier_type: VerifierType = field(
         default="auto", metadata={"help": "Verifier protocol of --prm_path; auto detects it from the checkpoint."}
     )
     prm_device: str | None = field(default=None, metadata={"help": "Device of the verifier (default: cuda if any)."})

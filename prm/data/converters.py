@@ -13,6 +13,7 @@ from typing import Any, Literal
 logger = logging.getLogger(__name__)
 
 Layout = Literal["stepwise", "prm800k", "math_shepherd", "processbench"]
+LayoutOrAuto = Literal["auto", Layout]  # "auto": detected from the columns
 
 MATH_SHEPHERD_TAG = "ки"
 # PRM800K rates a step 1 (good), 0 (neutral: correct but unhelpful) or -1 (wrong). Neutral steps are not
@@ -140,7 +141,7 @@ def detect_layout(column_names: list[str]) -> Layout:
     )
 
 
-def convert_dataset(dataset, layout: Layout | Literal["auto"] = "auto", num_proc: int | None = None, **kwargs):
+def convert_dataset(dataset, layout: LayoutOrAuto = "auto", num_proc: int | None = None, **kwargs):
     """Convert a ``datasets.Dataset`` to the stepwise format; rows with no usable step are counted and dropped."""
     if layout == "auto":
         layout = detect_layout(dataset.column_names)

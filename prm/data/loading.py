@@ -6,9 +6,8 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from typing import Literal
 
-from .converters import Layout, convert_dataset
+from .converters import LayoutOrAuto, convert_dataset
 from .format import validate_dataset
 
 logger = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def load_stepwise_dataset(
     name_or_path: str,
     split: str | None = "train",
     config_name: str | None = None,
-    layout: Layout | Literal["auto"] = "auto",
+    layout: LayoutOrAuto = "auto",
     num_proc: int | None = None,
     **converter_kwargs,
 ):

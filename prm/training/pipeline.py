@@ -6,10 +6,10 @@ import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Literal
 
 from prm.data import detect_layout, load_raw_dataset, load_stepwise_dataset
 from prm.data import load_tokenizer as load_saved_tokenizer
+from prm.data.converters import LayoutOrAuto
 
 from .config import PRMConfig
 from .trainer import PRMTrainer
@@ -30,7 +30,7 @@ class PRMScriptArguments:
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
     dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
     dataset_test_split: str | None = field(default=None, metadata={"help": "Split to evaluate on (None: no eval)."})
-    layout: Literal["auto", "stepwise", "prm800k", "math_shepherd", "processbench"] = field(
+    layout: LayoutOrAuto = field(
         default="auto", metadata={"help": "Layout of the raw data; 'auto' detects it from the column names."}
     )
     max_train_samples: int | None = field(

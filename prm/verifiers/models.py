@@ -4,8 +4,12 @@ precision, how it loads, and which keyword arguments its forward pass takes."""
 from __future__ import annotations
 
 import inspect
+from typing import Literal
 
 import torch
+
+# Precision names that configs accept: "auto" (the checkpoint's own dtype) or a torch dtype by name.
+DTypeName = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 def default_device() -> torch.device:

@@ -13,6 +13,9 @@ from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_h
 from .last_layer import hidden_at_positions
 from .models import load_model_and_tokenizer, no_cache_kwargs
 
+# How a solution is laid out for scoring: as in training, or as ProcessBench's TRL-PRM script (no BOS).
+InputLayout = Literal["training", "processbench-script"]
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,7 +43,7 @@ class TokenClassificationVerifier(BatchedVerifier):
         max_batch_size: int | None = None,
         max_length: int | None = None,
         show_progress: bool = False,
-        input_layout: Literal["training", "processbench-script"] = "training",
+        input_layout: InputLayout = "training",
     ):
         if input_layout not in ("training", "processbench-script"):
             raise ValueError(f"Unknown input_layout {input_layout!r}; use 'training' or 'processbench-script'")

@@ -5,7 +5,7 @@ Backends are imported lazily so that ``vllm`` (optional extra) and ``openai`` ar
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .base import Completion, FinishReason, Generator, SamplingConfig
 from .chat import format_chat_prompt, plain_prompt, read_chat_template
@@ -53,9 +53,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_generator(
-    backend: Literal["transformers", "vllm", "openai"], model_name_or_path: str, **kwargs: Any
-) -> Generator:
+def load_generator(backend: GeneratorBackend, model_name_or_path: str, **kwargs: Any) -> Generator:
     """Build a generator. ``kwargs`` go to the backend's constructor: ``tokenizer_name_or_path``,
     ``chat_template_path``, ``trust_remote_code`` (default False) for all; ``device``, ``dtype``, ``max_batch_size``
     (transformers); ``dtype``, ``gpu_memory_utilization``, ``max_model_len``, ``tensor_parallel_size``, ``engine_kwargs`` (vllm);

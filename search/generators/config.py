@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from prm.data.tokenizer import DEFAULT_DATE_STRING
+from prm.verifiers.models import DTypeName
 from prm.verifiers.vllm_engine import json_mapping
 
 GeneratorBackend = Literal["transformers", "vllm", "openai"]
@@ -51,7 +52,7 @@ class GeneratorArguments:
     generator_device: str | None = field(
         default=None, metadata={"help": "transformers backend: torch device; default cuda if available, else cpu."}
     )
-    generator_dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
+    generator_dtype: DTypeName = field(
         default="auto",
         metadata={"help": "Weights dtype. auto: float32 on CPU, the checkpoint's dtype on GPU."},
     )
