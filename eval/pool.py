@@ -27,7 +27,9 @@ gold answer (math-verify ``verify``). Accuracies are percentages over problems.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -279,3 +281,26 @@ def pool_metrics(
         if kept and all(isinstance(r.get(field), (int, float)) for r in kept):
             out[f"mean_{field}_per_problem"] = sum(r[field] for r in kept) / len(kept)
     return out
+
+
+def write_pool_metrics(
+    rows: Sequence[dict[str, Any]],
+    output_dir: str | os.PathLike,
+    agg_strategy: AggStrategy,
+    grader,
+    source: str | None = None,
+    title: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The one writer of a pool's metrics (search runs and ``recipes/evaluate_pool.py``): :func:`pool_metrics`, the
+    grader's ``grading_timeouts`` and ``extra`` fields in ``OUT/metrics.json``, and the ``OUT/scaling.png`` plot."""
+    from prm.atomic import write_text
+
+    from .plots import plot_pool_scaling
+
+    metrics = pool_metrics(rows, agg_strategy, grader, source=source)
+    metrics["grading_timeouts"] = grader.timeouts
+    metrics.update(extra)
+    write_text(os.path.join(output_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    plot_pool_scaling(metrics, os.path.join(output_dir, "scaling.png"), title=title)
+    return metrics

@@ -14,15 +14,13 @@ the exact conventions) and OUT/eval/scaling.png. Options can also come from a YA
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
-from eval.plots import plot_pool_scaling
-from eval.pool import check_pool_row, pool_metrics, pool_table, row_location
+from eval.pool import check_pool_row, pool_table, row_location, write_pool_metrics
 from eval.pool_config import PoolEvalArguments
 from eval.rescore import rescore_rows
-from prm.atomic import atomic_write, write_text
+from prm.atomic import atomic_write
 from prm.data import decode_separator
 from prm.grading import MathGrader
 from search.results import dumps, read_results
@@ -59,14 +57,17 @@ def main(script_args: PoolEvalArguments) -> dict:
             rows = rescore_rows(rows, verifier, script_args.agg_strategy, separator, grader, source=path)
             with atomic_write(os.path.join(script_args.output_dir, "results.jsonl")) as f:
                 f.writelines(dumps(r) for r in rows)
-        metrics = pool_metrics(rows, script_args.agg_strategy, grader, source=path)
-        metrics["grading_timeouts"] = grader.timeouts
+        metrics = write_pool_metrics(
+            rows,
+            script_args.output_dir,
+            script_args.agg_strategy,
+            grader,
+            source=path,
+            input=script_args.input,
+            verifier=script_args.prm_path,
+        )
     finally:
         grader.close()
-    metrics["input"] = script_args.input
-    metrics["verifier"] = script_args.prm_path
-    write_text(os.path.join(script_args.output_dir, "metrics.json"), json.dumps(metrics, indent=2))
-    plot_pool_scaling(metrics, os.path.join(script_args.output_dir, "scaling.png"))
     print(pool_table(metrics))
     print(f"Metrics in {os.path.join(script_args.output_dir, 'metrics.json')}")
     return metrics

@@ -182,20 +182,15 @@ def write_settings(output_dir: str | os.PathLike, **sections: Any) -> None:
 
 def write_metrics(output_dir: str | os.PathLike, agg_strategy: str, title: str | None = None) -> dict[str, Any]:
     """``OUT/metrics.json`` (naive/weighted/maj/pass accuracy for n = 1, 2, 4, ..., N) and ``OUT/scaling.png``."""
-    from eval.plots import plot_pool_scaling
-    from eval.pool import pool_metrics
+    from eval.pool import write_pool_metrics
     from prm.grading import MathGrader
 
-    out = Path(output_dir)
-    rows = read_results(out / RESULTS_FILE)
+    path = Path(output_dir) / RESULTS_FILE
     grader = MathGrader()
     try:
-        metrics = pool_metrics(rows, agg_strategy, grader, source=str(out / RESULTS_FILE))
+        return write_pool_metrics(read_results(path), output_dir, agg_strategy, grader, source=str(path), title=title)
     finally:
         grader.close()
-    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    plot_pool_scaling(metrics, str(out / "scaling.png"), title=title)
-    return metrics
 
 
 def search_from_args(
