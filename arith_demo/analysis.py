@@ -14,7 +14,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .world import ArithProblem, CorruptionMix, corrupt
+from .corruptions import CorruptionMix, corrupt
+from .world import ArithProblem
 
 
 def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:

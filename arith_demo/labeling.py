@@ -11,15 +11,8 @@ from dataclasses import dataclass
 from prm.data import split_steps
 from search.generators.base import Generator, SamplingConfig
 
-from .world import (
-    SEPARATOR,
-    ArithProblem,
-    CorruptionMix,
-    classify_error,
-    corrupt_lines,
-    first_error,
-    step_validity,
-)
+from .corruptions import CorruptionMix, classify_error, corrupt_lines
+from .world import SEPARATOR, ArithProblem, first_error, step_validity
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +90,7 @@ def line_check_rows(
 ) -> list[dict]:
     """Training rows for a PRM that checks lines: each line labelled by whether it is locally right
     (:func:`~arith_demo.world.step_validity`), on policy samples and on solutions of ``problems`` in which every
-    line goes wrong with probability ``error_rate`` (:func:`~arith_demo.world.corrupt_lines`).
+    line goes wrong with probability ``error_rate`` (:func:`~arith_demo.corruptions.corrupt_lines`).
 
     After the first error these labels differ from ProcessBench's (a line that carries a wrong value forward
     correctly is locally right); the first wrong line is the same, and so is a solution's score under ``min``

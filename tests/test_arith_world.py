@@ -7,14 +7,12 @@ import random
 import pytest
 
 from arith_demo.analysis import auroc, within_problem_ranking
+from arith_demo.corruptions import CorruptionMix, classify_error, corrupt
 from arith_demo.labeling import LabeledSolution, line_check_rows, processbench_records
 from arith_demo.world import (
     DIFFICULTIES,
     ArithProblem,
-    CorruptionMix,
     Difficulty,
-    classify_error,
-    corrupt,
     extract_answer,
     first_error,
     make_problems,
@@ -134,8 +132,9 @@ def test_tokenizer_is_character_level_for_digits_and_renders_the_chat_prompt(tmp
 
 
 def test_line_check_rows_label_each_line_by_its_own_arithmetic():
+    from arith_demo.corruptions import corrupt_lines
     from arith_demo.labeling import line_check_rows
-    from arith_demo.world import corrupt_lines, step_validity
+    from arith_demo.world import step_validity
 
     problems = make_problems(400, seed=3, difficulty=DIFFICULTIES["medium"])
     rng = random.Random(0)
