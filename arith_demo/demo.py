@@ -13,7 +13,7 @@ import logging
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPES = REPO_ROOT / "recipes"
 SPLIT = "arith"
+LARGE_POLICY_RUN = "large_policy"  # the run folder of the larger policy's samples in each seed's folder
 
 
 @dataclass
@@ -61,6 +62,13 @@ class DemoConfig:
     line_error_rate: float = field(
         default=0.35, metadata={"help": "Chance that each line of a synthetic solution is wrong (kind: measured)."}
     )
+    default_mix_weight: float = field(
+        default=0.5,
+        metadata={
+            "help": "Share of the default corruption mix (every kind the same-prefix test draws) blended into the "
+            "policy's measured mix of mistakes for the synthetic wrong lines; 0: the measured mix alone."
+        },
+    )
     mc_solutions: int = field(default=48, metadata={"help": "Policy samples also labelled by Monte-Carlo rollouts."})
     mc_rollouts: int = field(default=4, metadata={"help": "K: rollouts per step prefix."})
     num_eval_solutions: int = field(default=200, metadata={"help": "Held-out solutions in ProcessBench layout."})
@@ -69,6 +77,13 @@ class DemoConfig:
     tree_ns: list[int] = field(default_factory=lambda: [4, 16], metadata={"help": "N for beam search and DVTS."})
     prm_max_steps: int | None = field(default=None, metadata={"help": "Override prm.yaml's max_steps."})
     heldout_seed: int = field(default=10_000, metadata={"help": "Seed of the held-out problems (policy's too)."})
+    large_policy_path: str | None = field(
+        default=str(RECIPES / "arith" / "policy_large"),
+        metadata={
+            "help": "A larger policy sampled N times on the same search problems (single sample and majority vote, "
+            "no search): the reference the small policy with search is compared with. none: skip it."
+        },
+    )
 
 
 class StageTimer:
@@ -138,7 +153,13 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
         write_jsonl(out / "mc_labels" / "train.jsonl", mc.soft_rows)
     with timer.stage("synthetic solutions with wrong lines"):
         synth_problems = make_problems(config.synthetic_problems, 30_000 + seed, difficulty, exclude=exclude)
-        rows = line_check_rows(samples, synth_problems, seed, config.line_error_rate, measured_mix(samples))
+        rows = line_check_rows(
+            samples,
+            synth_problems,
+            seed,
+            config.line_error_rate,
+            measured_mix(samples, default_weight=config.default_mix_weight),
+        )
         write_jsonl(out / "prm_data" / "train.jsonl", rows)
         picked = balanced_heldout(eval_samples, seed, config.num_eval_solutions // 2)
         (out / "heldout").mkdir(parents=True, exist_ok=True)
@@ -279,6 +300,44 @@ def pool_statistics(rows: list[dict]) -> dict[str, Any]:
     }
 
 
+def search_stages(config: DemoConfig, seed: int, prm_path: Path, out: Path, timer: StageTimer) -> dict[str, Any]:
+    """Best-of-N, beam search and DVTS with the PRM, and the larger policy's samples, on the same problems; with
+    every method's per-problem correctness (for paired gains) next to its metrics."""
+    from arith_demo.summary import per_problem_correct
+    from prm.grading import default_grader
+
+    grader = default_grader()
+    problems = search_problems_file(config, seed, out)
+    search: dict[str, Any] = {}
+    with timer.stage("search: Best-of-N"):
+        metrics, rows = run_search(config, seed, "best_of_n", config.n, prm_path, problems, out / "best_of_n")
+        search["best_of_n"] = metrics
+        agg = metrics["agg_strategy"]
+        per_problem = {"best_of_n": per_problem_correct(rows, grader, agg, sorted(metrics["weighted"]))}
+    for method in ("beam_search", "dvts"):
+        with timer.stage(f"search: {method}"):
+            search[method], per_problem[method] = {}, {}
+            for n in config.tree_ns:
+                metrics, tree_rows = run_search(config, seed, method, n, prm_path, problems, out / f"{method}_n{n}")
+                search[method][n] = metrics
+                per_problem[method][n] = per_problem_correct(tree_rows, grader, agg, [n])["weighted"][n]
+    result = {"search": search, "per_problem": per_problem, "rows": rows}
+    if config.large_policy_path:
+        with timer.stage("larger policy: N samples, no search"):
+            large = replace(config, policy_path=config.large_policy_path)
+            metrics, large_rows = run_search(
+                large, seed, "best_of_n", config.n, prm_path, problems, out / "large_policy"
+            )
+            columns = per_problem_correct(large_rows, grader, agg, [config.n])
+            result["larger_policy"] = {
+                "n": config.n,
+                "single": 100.0 * sum(columns["single"]) / max(len(columns["single"]), 1),
+                "majority": metrics["maj"][config.n],
+                "per_problem": {"single": columns["single"], "maj": columns["maj"][config.n]},
+            }
+    return result
+
+
 def run_seed(config: DemoConfig, seed: int, generator, timer: StageTimer) -> dict[str, Any]:
     out = Path(config.output_dir) / f"seed_{seed}"
     data = make_data(config, seed, generator, out, timer)
@@ -286,18 +345,8 @@ def run_seed(config: DemoConfig, seed: int, generator, timer: StageTimer) -> dic
         prm_path = train_prm(config, seed, out)
     with timer.stage("evaluate PRM (recipes/eval_prm.py)"):
         prm = evaluate_prm(config, seed, prm_path, out)
-    problems = search_problems_file(config, seed, out)
-    search: dict[str, Any] = {}
-    with timer.stage("search: Best-of-N"):
-        metrics, rows = run_search(config, seed, "best_of_n", config.n, prm_path, problems, out / "best_of_n")
-        search["best_of_n"] = metrics
-        pool = pool_statistics(rows)
-    for method in ("beam_search", "dvts"):
-        with timer.stage(f"search: {method}"):
-            search[method] = {}
-            for n in config.tree_ns:
-                metrics, _ = run_search(config, seed, method, n, prm_path, problems, out / f"{method}_n{n}")
-                search[method][n] = metrics
+    searched = search_stages(config, seed, prm_path, out, timer)
+    pool = pool_statistics(searched.pop("rows"))
     prm.update(ranking=pool["ranking"], ranking_pairs=pool["ranking_pairs"], step_auroc=pool["step_auroc"])
     result = {
         "seed": seed,
@@ -305,7 +354,7 @@ def run_seed(config: DemoConfig, seed: int, generator, timer: StageTimer) -> dic
         "data": data,
         "mc": data["mc"],
         "prm": prm,
-        "search": search,
+        **searched,
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result

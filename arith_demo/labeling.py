@@ -70,14 +70,19 @@ def sample_labeled_solutions(
     return out
 
 
-def measured_mix(solutions: list[LabeledSolution], smoothing: float = 0.02) -> CorruptionMix:
-    """The corruption mix that matches the first errors of real samples (``other`` errors are not reproduced)."""
+def measured_mix(
+    solutions: list[LabeledSolution], smoothing: float = 0.02, default_weight: float = 0.0
+) -> CorruptionMix:
+    """The corruption mix that matches the first errors of real samples (``other`` errors are not reproduced),
+    blended with ``default_weight`` of the default mix, so that kinds the policy rarely makes are still learned."""
     counts = error_kinds(solutions)
     kinds = CorruptionMix().weights
     total = sum(counts.get(k, 0) for k in kinds)
     if total == 0:
         return CorruptionMix()
-    return CorruptionMix({k: counts.get(k, 0) / total + smoothing for k in kinds})
+    measured = {k: counts.get(k, 0) / total + smoothing for k in kinds}
+    norm = sum(measured.values())
+    return CorruptionMix({k: (1 - default_weight) * measured[k] / norm + default_weight * kinds[k] for k in kinds})
 
 
 def error_kinds(solutions: list[LabeledSolution]) -> Counter:

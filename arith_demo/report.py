@@ -69,15 +69,21 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def markdown_report(results: Sequence[dict[str, Any]], settings: dict[str, Any]) -> str:
-    """The demo's report: settings, policy and labels, PRM verification, search at the largest N, accuracy by N,
-    stage timings and a closing note drawn from the figures."""
+def markdown_report(
+    results: Sequence[dict[str, Any]], settings: dict[str, Any], summary: dict[str, Any] | None = None
+) -> str:
+    """The demo's report: settings, policy and labels, PRM verification, search at the largest N, paired gains
+    over majority vote (from ``summary``, see :mod:`.summary`), accuracy by N, stage timings and a closing note
+    drawn from the figures."""
+    from .summary import gains_markdown
+
     final_table, verdicts = _search_section(results, settings["n"])
     lines = [
         *_header(results, settings),
         *_policy_section(results, settings["n"]),
         *_verification_section(results),
         *final_table,
+        *(gains_markdown(summary) if summary else []),
         *_by_n_section(results),
         *_timings_section(settings["timings"]),
         "",

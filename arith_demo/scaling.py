@@ -4,6 +4,7 @@ pooled into one set of problems and analysed by ``recipes/compute_optimal.py``."
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +36,28 @@ def pool_seeds(seed_dirs: dict[int, Path], names: list[str], out: Path) -> list[
     return pooled
 
 
-def compute_optimal_stage(output_dir: Path, seeds: list[int], tree_ns: list[int], bootstrap_samples: int = 1000):
+def compute_optimal_stage(
+    output_dir: Path,
+    seeds: list[int],
+    tree_ns: list[int],
+    bootstrap_samples: int = 1000,
+    references: Sequence[str] = (),
+):
     """Pool the seeds' runs under ``OUT/compute_optimal/runs`` and analyse them with the recipe's package function
-    (``recipes/compute_optimal.py``); returns ``compute_optimal.json`` as a dict."""
+    (``recipes/compute_optimal.py``); ``references`` name run folders of other (larger) policies on the same
+    problems, placed on the FLOPs axis as single-sample and majority points. Returns ``compute_optimal.json``."""
     from eval.compute_optimal.config import ComputeOptimalArguments
     from search.compute_optimal import compute_optimal_from_args
 
     out = output_dir / "compute_optimal"
     names = run_names(tree_ns)
-    runs = pool_seeds({seed: output_dir / f"seed_{seed}" for seed in seeds}, names, out / "runs")
+    seed_dirs = {seed: output_dir / f"seed_{seed}" for seed in seeds}
+    runs = pool_seeds(seed_dirs, names, out / "runs")
+    reference_runs = pool_seeds(seed_dirs, list(references), out / "reference_runs") if references else []
     settings = json.loads((runs[0] / "search_config.json").read_text())
     args = ComputeOptimalArguments(
         runs=[str(r) for r in runs],
+        reference_runs=[str(r) for r in reference_runs] or None,
         output_dir=str(out),
         agg_strategy=settings["search"]["agg_strategy"],
         bootstrap_samples=bootstrap_samples,

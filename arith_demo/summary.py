@@ -86,8 +86,14 @@ def gains(results: Sequence[dict[str, Any]], n: int) -> dict[str, Any]:
     return out
 
 
-def summary_block(results: Sequence[dict[str, Any]], settings: dict[str, Any], total_seconds: float) -> dict[str, Any]:
-    """The ``summary`` of ``results.json`` (see the module docstring and the README's demo section)."""
+def summary_block(
+    results: Sequence[dict[str, Any]],
+    settings: dict[str, Any],
+    scaling: dict[str, Any] | None = None,
+    total_seconds: float = float("nan"),
+) -> dict[str, Any]:
+    """The ``summary`` of ``results.json`` (see the module docstring and the README's demo section); ``scaling`` is
+    the compute-optimal analysis, whose reference points place the larger policy on the FLOPs axis."""
     bon_ns = sorted(results[0]["per_problem"]["best_of_n"]["weighted"])
     tree_ns = sorted(set(settings["tree_ns"]))
     accuracy: dict[str, Any] = {}
@@ -98,8 +104,8 @@ def summary_block(results: Sequence[dict[str, Any]], settings: dict[str, Any], t
         accuracy[method] = {n: _over_seeds([r["search"][method][n]["weighted"][n] for r in results]) for n in tree_ns}
     prm = [r["prm"] for r in results]
     verification = {
-        "same_prefix_pairs": _over_seeds([100.0 * p["line"]["pair_accuracy"] for p in prm]),
-        "within_problem_ranking": _over_seeds([100.0 * p["ranking"] for p in prm]),
+        "same_prefix_pairs_percent": _over_seeds([100.0 * p["line"]["pair_accuracy"] for p in prm]),
+        "within_problem_ranking_percent": _over_seeds([100.0 * p["ranking"] for p in prm]),
         "f1": _over_seeds([p["f1"] for p in prm]),
         "step_auroc": _over_seeds([p["step_auroc"] for p in prm]),
     }
@@ -108,7 +114,7 @@ def summary_block(results: Sequence[dict[str, Any]], settings: dict[str, Any], t
         "problems_per_seed": settings["num_search_problems"],
         "accuracy_percent": accuracy,
         "gain_over_majority_points": {n: gains(results, n) for n in bon_ns},
-        "verification_percent": verification,
+        "verification": verification,
         "total_seconds": round(total_seconds, 1),
     }
     if all("larger_policy" in r for r in results):
@@ -118,6 +124,7 @@ def summary_block(results: Sequence[dict[str, Any]], settings: dict[str, Any], t
             "n": big[0]["n"],
             "single": _over_seeds([b["single"] for b in big]),
             "majority": _over_seeds([b["majority"] for b in big]),
+            "on_flops_axis": (scaling or {}).get("references", []),
         }
     return out
 
@@ -149,6 +156,8 @@ def gains_markdown(summary: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | " + " | ".join("---" for _ in seeds) + " |",
     ]
     for n, by_method in summary["gain_over_majority_points"].items():
+        if int(n) == 1:
+            continue  # one sample: every method picks it
         for method, gain in by_method.items():
             cells = [METHOD_NAMES[method], str(n), _interval(gain), *(_interval(g) for g in gain["per_seed"])]
             lines.append("| " + " | ".join(cells) + " |")
@@ -163,4 +172,21 @@ def gains_markdown(summary: dict[str, Any]) -> list[str]:
             f"vote @{n} {big['majority']['mean']:.1f}%; the small policy with weighted Best-of-{max(weighted)}: "
             f"{best:.1f}%.",
         ]
+        lines += [f"- {reference_sentence(point)}" for point in big["on_flops_axis"]]
     return lines + [""]
+
+
+def reference_sentence(point: dict[str, Any]) -> str:
+    """Where the small policy with search reaches one of the larger policy's points on the FLOPs axis, if it does."""
+    low, high = point["ci95"]
+    reached = []
+    for method, reach in point["reached_by"].items():
+        if reach["flops"] is None:
+            continue
+        at = f" ({reach['at']})" if reach.get("at") else ""
+        reached.append(f"{method}{at} at {reach['flops_ratio_to_reference']:.2f}x its FLOPs")
+    where = "; ".join(reached) if reached else "no method of the small policy reaches it at any budget run"
+    return (
+        f"Larger policy, {point['kind']}: {point['accuracy']:.1f}% [{low:.1f}, {high:.1f}] at "
+        f"{point['flops']:.3g} FLOPs per problem. Reached by: {where}."
+    )

@@ -22,9 +22,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from arith_demo.demo import DemoConfig, StageTimer, run_seed
+from arith_demo.demo import LARGE_POLICY_RUN, DemoConfig, StageTimer, run_seed
 from arith_demo.report import markdown_report, scaling_plot
 from arith_demo.scaling import compute_optimal_section, compute_optimal_stage, compute_optimal_summary
+from arith_demo.summary import summary_block
 
 
 def main(config: DemoConfig) -> list[dict]:
@@ -48,15 +49,22 @@ def main(config: DemoConfig) -> list[dict]:
         generator = TransformersGenerator(model=model, tokenizer=tokenizer, device="cpu", max_batch_size=1024)
     results = [run_seed(config, seed, generator, timer) for seed in config.seeds]
     with timer.stage("compute-optimal analysis (recipes/compute_optimal.py)"):
-        scaling = compute_optimal_stage(out, config.seeds, config.tree_ns)
+        references = [LARGE_POLICY_RUN] if config.large_policy_path else []
+        scaling = compute_optimal_stage(out, config.seeds, config.tree_ns, references=references)
     settings = {
         **asdict(config),
         "policy": config.policy_path,
         "timings": {**timer.times, "total": (time.perf_counter() - start, time.process_time())},
     }
-    summary = {"settings": settings, "seeds": results, "compute_optimal": compute_optimal_summary(scaling)}
-    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
-    report = markdown_report(results, settings) + "\n" + "\n".join(compute_optimal_section(scaling)) + "\n"
+    summary = summary_block(results, settings, scaling, total_seconds=time.perf_counter() - start)
+    document = {
+        "summary": summary,
+        "settings": settings,
+        "seeds": results,
+        "compute_optimal": compute_optimal_summary(scaling),
+    }
+    (out / "results.json").write_text(json.dumps(document, indent=2, default=str))
+    report = markdown_report(results, settings, summary) + "\n" + "\n".join(compute_optimal_section(scaling)) + "\n"
     (out / "report.md").write_text(report)
     scaling_plot(results, out / "scaling.png")
     print(f"[demo] total: {time.perf_counter() - start:.1f} s; report: {out / 'report.md'}", flush=True)

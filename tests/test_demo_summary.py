@@ -101,7 +101,7 @@ def test_summary_block_pools_paired_gains_over_seeds_and_is_plain_json():
     assert gain["beam_search"]["gain"] == pytest.approx(5.0)
     assert summary["accuracy_percent"]["weighted_bon"][16] == {"mean": 70.0, "per_seed": [60.0, 80.0]}
     assert summary["accuracy_percent"]["majority"][16]["mean"] == pytest.approx(45.0)
-    assert summary["verification_percent"]["same_prefix_pairs"]["mean"] == pytest.approx(90.0)
+    assert summary["verification"]["same_prefix_pairs_percent"]["mean"] == pytest.approx(90.0)
     assert summary["larger_policy"]["single"]["mean"] == 90.0 and summary["larger_policy"]["path"] == "big"
     assert summary["total_seconds"] == 123.4
     assert json.loads(json.dumps(summary))["seeds"] == [0, 1]
