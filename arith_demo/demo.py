@@ -63,7 +63,7 @@ class DemoConfig:
         default=0.35, metadata={"help": "Chance that each line of a synthetic solution is wrong (kind: measured)."}
     )
     default_mix_weight: float = field(
-        default=0.5,
+        default=0.0,
         metadata={
             "help": "Share of the default corruption mix (every kind the same-prefix test draws) blended into the "
             "policy's measured mix of mistakes for the synthetic wrong lines; 0: the measured mix alone."

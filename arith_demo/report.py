@@ -75,7 +75,7 @@ def markdown_report(
     """The demo's report: settings, policy and labels, PRM verification, search at the largest N, paired gains
     over majority vote (from ``summary``, see :mod:`.summary`), accuracy by N, stage timings and a closing note
     drawn from the figures."""
-    from .summary import gains_markdown
+    from arith_demo.summary import gains_markdown
 
     final_table, verdicts = _search_section(results, settings["n"])
     lines = [

@@ -154,3 +154,22 @@ def test_line_check_rows_label_each_line_by_its_own_arithmetic():
         assert row["labels"] == step_validity(problem, row["completions"])
     # Wrong lines sit at every position, not only first: later lines can be wrong after an earlier error.
     assert any(r["labels"][0] is False and False in r["labels"][1:-1] for r in rows)
+
+
+def test_measured_mix_follows_the_policys_mistakes_and_blends_in_the_default_mix():
+    from prm.arith.labeling import LabeledSolution, measured_mix
+    from prm.arith.world import CorruptionMix, Problem, first_error
+
+    problem = Problem(7, (("+", 5), ("*", 3)))
+    off_by_one = ["7 + 5 = 13", "13 * 3 = 39", "\\boxed{39}"]
+    solutions = [LabeledSolution(problem, off_by_one, first_error(problem, off_by_one))] * 4
+
+    def shares(mix):
+        total = sum(mix.weights.values())
+        return {k: w / total for k, w in mix.weights.items()}
+
+    measured = shares(measured_mix(solutions, smoothing=0.0))
+    assert measured["off_by_one"] == pytest.approx(1.0)
+    assert shares(measured_mix(solutions, default_weight=1.0)) == pytest.approx(shares(CorruptionMix()))
+    half = shares(measured_mix(solutions, smoothing=0.0, default_weight=0.5))
+    assert half["off_by_one"] == pytest.approx(0.5 + 0.5 * shares(CorruptionMix())["off_by_one"])

@@ -22,6 +22,7 @@ def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_p
     from arith_demo.demo import DemoConfig, StageTimer, run_seed
     from arith_demo.policy import load_policy
     from arith_demo.report import markdown_report, scaling_plot
+    from arith_demo.summary import summary_block
     from search.generators.transformers_backend import TransformersGenerator
 
     config = DemoConfig(
@@ -65,9 +66,15 @@ def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_p
     assert mc["step_agreement"] > max(right_share, 1 - right_share)
     assert mc["recall_wrong"] > 0.5
 
+    # The larger policy was sampled on the same problems; every method has per-problem correctness for paired gains.
+    assert result["larger_policy"]["single"] > single
+    assert len(result["per_problem"]["best_of_n"]["weighted"][8]) == config.num_search_problems
     settings = {**config.__dict__, "policy": config.policy_path, "timings": timer.times}
-    report = markdown_report([result], settings)
-    assert "Does the PRM verify?" in report and "Closing note" in report
+    summary = summary_block([result], settings, total_seconds=1.0)
+    gain = summary["gain_over_majority_points"][8]["weighted_bon"]
+    assert gain["ci95"][0] <= gain["gain"] <= gain["ci95"][1]
+    report = markdown_report([result], settings, summary)
+    assert "Does the PRM verify?" in report and "Closing note" in report and "Gain over majority vote" in report
     scaling_plot([result], tmp_path / "scaling.png")
     assert (tmp_path / "scaling.png").stat().st_size > 0
 
