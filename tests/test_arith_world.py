@@ -157,8 +157,8 @@ def test_line_check_rows_label_each_line_by_its_own_arithmetic():
 
 
 def test_measured_mix_follows_the_policys_mistakes_and_blends_in_the_default_mix():
-    from prm.arith.labeling import LabeledSolution, measured_mix
-    from prm.arith.world import CorruptionMix, Problem, first_error
+    from arith_demo.labeling import LabeledSolution, measured_mix
+    from arith_demo.world import CorruptionMix, Problem, first_error
 
     problem = Problem(7, (("+", 5), ("*", 3)))
     off_by_one = ["7 + 5 = 13", "13 * 3 = 39", "\\boxed{39}"]
