@@ -174,14 +174,13 @@ LORA = ["--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--lora_targ
 NO_EVAL = ["--dataset_test_split", "none", "--processbench_dir", "none"]
 
 
-def test_lora_under_ddp_matches_one_process_and_saves_a_merged_model(tmp_path, data_args, initial_model_dir):
+def test_lora_under_ddp_matches_one_process_and_saves_a_merged_model(tmp_path, initial_model_dir):
     runs = {}
     for processes, batch in ((1, "8"), (2, "4")):
         runs[processes] = tmp_path / f"lora{processes}"
         launch(
             ["--config_file", "accelerate_configs/ddp.yaml", "--num_processes", str(processes)],
             [
-                *data_args,
                 *LORA,
                 *NO_EVAL,
                 "--output_dir",
@@ -204,13 +203,13 @@ def test_lora_under_ddp_matches_one_process_and_saves_a_merged_model(tmp_path, d
     assert "score.weight" in moved and any(name.endswith("q_proj.weight") for name in moved)
 
 
-def test_zero3_refuses_to_merge_lora_adapters(tmp_path, data_args):
+def test_zero3_refuses_to_merge_lora_adapters(tmp_path):
     result = launch(
         ["--config_file", "accelerate_configs/zero3.yaml", "--num_processes", "2", "--mixed_precision", "no"],
-        [*data_args, *LORA, *NO_EVAL, "--output_dir", str(tmp_path / "out"), "--per_device_train_batch_size", "4"],
+        [*LORA, *NO_EVAL, "--output_dir", str(tmp_path / "out"), "--per_device_train_batch_size", "4"],
         check=False,
     )
     # The recipe's own message (accelerate's launcher then reports the failed child processes itself).
     assert result.returncode != 0
-    assert "ValueError: merge_lora_on_save cannot merge adapters sharded by ZeRO-3" in result.stderr
+    assert "train_prm.py: error: merge_lora_on_save cannot merge adapters sharded by ZeRO-3" in result.stderr
     assert not (tmp_path / "out" / "model.safetensors").exists()
