@@ -79,9 +79,12 @@ def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_p
     assert (tmp_path / "scaling.png").stat().st_size > 0
 
     # The compute-optimal stage analyses the seed's own runs: Best-of-8 prefixes and both tree searches at N = 4.
+    from arith_demo.demo import LARGE_POLICY_RUN
     from arith_demo.scaling import compute_optimal_section, compute_optimal_stage
 
-    analysis = compute_optimal_stage(tmp_path, [0], [4], bootstrap_samples=100)
+    analysis = compute_optimal_stage(tmp_path, [0], [4], bootstrap_samples=100, references=[LARGE_POLICY_RUN])
+    # The larger policy is placed on the FLOPs axis: its single sample and its majority vote.
+    assert [point["kind"] for point in analysis["references"]] == ["single sample", "majority@8"]
     assert analysis["num_problems"] == 40
     assert [row["budget"] for row in analysis["axes"]["n"]["budgets"]] == [1, 2, 4, 8]
     assert {s["method"] for s in analysis["strategies"]} == {"best_of_n", "beam_search", "dvts"}
