@@ -3,7 +3,7 @@
 #   sbatch --array=0-4 recipes/slurm/search_array.sh recipes/llama-3.2-1b-instruct/beam_search.yaml data/llama-bs
 #   # after the array finishes (or as a dependent job: sbatch --dependency=afterok:<jobid> ...):
 #   python recipes/run_search.py --config recipes/llama-3.2-1b-instruct/beam_search.yaml \
-#       --merge data/llama-bs/shard_* --output_dir data/llama-bs/merged
+#       --merge data/llama-bs/shard_* --output_dir outputs/llama-bs/merged
 # Shard size is a multiple of search_batch_size (25), so the merged file equals an unsharded run's.
 # A preempted task resumes where it stopped when requeued (results.jsonl is appended per batch).
 #SBATCH --job-name=prmkit-search
