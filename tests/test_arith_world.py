@@ -157,10 +157,11 @@ def test_line_check_rows_label_each_line_by_its_own_arithmetic():
 
 
 def test_measured_mix_follows_the_policys_mistakes_and_blends_in_the_default_mix():
+    from arith_demo.corruptions import CorruptionMix
     from arith_demo.labeling import LabeledSolution, measured_mix
-    from arith_demo.world import CorruptionMix, Problem, first_error
+    from arith_demo.world import ArithProblem, first_error
 
-    problem = Problem(7, (("+", 5), ("*", 3)))
+    problem = ArithProblem(7, (("+", 5), ("*", 3)))
     off_by_one = ["7 + 5 = 13", "13 * 3 = 39", "\\boxed{39}"]
     solutions = [LabeledSolution(problem, off_by_one, first_error(problem, off_by_one))] * 4
 
