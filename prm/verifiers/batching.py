@@ -235,14 +235,7 @@ class BatchedVerifier(Verifier):
             if progress is not None:
                 progress.close()
             self.model.train(was_training)
-        truncated = sum(r.truncated for r in results)
-        if truncated:
-            logger.warning(
-                "%d of %d solutions exceed the model context (%s tokens): only their leading steps were scored",
-                truncated,
-                len(results),
-                self.max_length,
-            )
+        warn_truncated(results, self.max_length)
         return results  # type: ignore[return-value]
 
 
@@ -264,3 +257,15 @@ def base_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
         if isinstance(head, torch.nn.Linear):
             return body, head
     return None
+
+
+def warn_truncated(results, max_length: int | None) -> None:
+    """Say how many solutions did not fit the model's context (their trailing steps were not scored)."""
+    truncated = sum(r.truncated for r in results)
+    if truncated:
+        logger.warning(
+            "%d of %d solutions exceed the model context (%s tokens): only their leading steps were scored",
+            truncated,
+            len(results),
+            max_length,
+        )

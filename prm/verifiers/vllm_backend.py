@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .base import Verifier
-from .batching import Encoded, StepScores, class_margin, margins_to_probs
+from .batching import Encoded, StepScores, class_margin, margins_to_probs, warn_truncated
 from .lm_scoring import margins_from_hidden
 
 logger = logging.getLogger(__name__)
@@ -127,14 +127,7 @@ class VLLMVerifier(Verifier):
         finally:
             if progress is not None:
                 progress.close()
-        truncated = sum(r.truncated for r in results)
-        if truncated:
-            logger.warning(
-                "%d of %d solutions exceed the model context (%s tokens): only their leading steps were scored",
-                truncated,
-                len(results),
-                self.max_length,
-            )
+        warn_truncated(results, self.max_length)
         return results
 
     def _margins(self, batch: list[Encoded]) -> list[torch.Tensor]:
