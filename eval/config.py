@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 from eval.processbench import DEFAULT_DATASET, SPLITS
 from eval.tracking import REPORT_TO, REPORT_TO_HELP, RUN_NAME_HELP, ReportTo
+from prm.verifiers.arguments import VerifierBackendArguments
 from prm.verifiers.batching import DEFAULT_TOKEN_BUDGET
-from prm.verifiers.loading import VerifierBackend, VerifierType
+from prm.verifiers.loading import VerifierType
 from prm.verifiers.models import DTypeName
 from prm.verifiers.token_cls import InputLayout
-from prm.verifiers.vllm_engine import json_mapping
 
 
 @dataclass
@@ -68,7 +68,7 @@ class ProcessBenchArguments:
 
 
 @dataclass
-class VerifierArguments:
+class VerifierArguments(VerifierBackendArguments):
     model_name_or_path: str = field(metadata={"help": "PRM checkpoint: a local directory or a hub name."})
     verifier_type: VerifierType = field(
         default="auto", metadata={"help": "PRM style; auto-detected from the config where that is unambiguous."}
@@ -113,20 +113,9 @@ class VerifierArguments:
     dtype: DTypeName | None = field(
         default=None, metadata={"help": "Weights dtype; default bfloat16 on GPU, float32 on CPU."}
     )
-    verifier_backend: VerifierBackend = field(
-        default="transformers",
-        metadata={
-            "help": "Where the PRM runs: transformers, or a vLLM pooling engine (token-cls, qwen-prm, step-tag and "
-            "chat-plus-minus PRMs; GPU: the `vllm` extra, CPU: the venv of `make env-vllm`)."
-        },
-    )
-    verifier_vllm_kwargs: dict | str | None = field(
-        default=None,
-        metadata={"help": "verifier_backend vllm: more vllm.LLM arguments (a YAML mapping or a JSON object)."},
-    )
 
     def __post_init__(self):
-        self.verifier_vllm_kwargs = json_mapping("verifier_vllm_kwargs", self.verifier_vllm_kwargs)
+        super().__post_init__()
         if self.batch_token_budget < 1:
             raise ValueError(f"--batch_token_budget must be positive, got {self.batch_token_budget}")
         if self.max_length is not None and self.max_length < 2:

@@ -23,6 +23,7 @@ from eval.rescore import rescore_rows
 from prm.atomic import atomic_write
 from prm.data import decode_separator
 from prm.grading import MathGrader
+from prm.verifiers.arguments import load_prm
 from search.results import dumps, read_results
 
 logger = logging.getLogger("evaluate_pool")
@@ -42,17 +43,7 @@ def main(script_args: PoolEvalArguments) -> dict:
     grader = MathGrader(timeout_s=script_args.grading_timeout_s)
     try:
         if script_args.prm_path:
-            from prm.verifiers import load_verifier
-
-            verifier = load_verifier(
-                script_args.prm_path,
-                script_args.verifier_type,
-                device=script_args.prm_device,
-                dtype=None if script_args.prm_dtype == "auto" else script_args.prm_dtype,
-                trust_remote_code=script_args.trust_remote_code,
-                backend=script_args.verifier_backend,
-                engine_kwargs=script_args.verifier_vllm_kwargs,
-            )
+            verifier = load_prm(script_args, script_args.trust_remote_code)
             separator = decode_separator(script_args.step_separator)
             rows = rescore_rows(rows, verifier, script_args.agg_strategy, separator, grader, source=path)
             with atomic_write(os.path.join(script_args.output_dir, "results.jsonl")) as f:

@@ -18,6 +18,7 @@ from eval.plots import plot_compute_optimal
 from eval.pool import check_pool_row, row_location
 from prm.atomic import write_text
 from prm.grading import MathGrader
+from prm.verifiers.arguments import load_prm
 
 from .generators.chat import count_prompt_tokens
 from .results import read_run
@@ -49,11 +50,7 @@ def rescore(contents: list[tuple], args: ComputeOptimalArguments, grader, verifi
 def load_rescoring_verifier(args: ComputeOptimalArguments):
     if not args.prm_path:
         return None
-    from prm.verifiers import load_verifier
-
-    return load_verifier(
-        args.prm_path, args.verifier_type, device=args.prm_device, trust_remote_code=args.trust_remote_code
-    )
+    return load_prm(args, args.trust_remote_code)
 
 
 def compute_optimal_from_args(args: ComputeOptimalArguments) -> dict[str, Any]:

@@ -9,9 +9,7 @@ from eval.tracking import REPORT_TO, REPORT_TO_HELP, RUN_NAME_HELP, ReportTo
 from prm.data.separator import decode_separator
 from prm.grading import AnswerFormat
 from prm.verifiers.aggregation import AGG_STRATEGIES, AggStrategy
-from prm.verifiers.loading import VerifierBackend, VerifierType
-from prm.verifiers.models import DTypeName
-from prm.verifiers.vllm_engine import json_mapping
+from prm.verifiers.arguments import PRMPathArguments
 
 SearchMethod = Literal["best_of_n", "beam_search", "dvts"]
 
@@ -151,32 +149,12 @@ class DatasetArguments:
 
 
 @dataclass
-class SearchScriptArguments:
+class SearchScriptArguments(PRMPathArguments):
     """Where ``recipes/run_search.py`` writes, which PRM scores, and the merge mode (the search itself: SearchConfig)."""
 
     output_dir: str = field(metadata={"help": "Where results.jsonl, metrics.json and scaling.png go."})
-    prm_path: str | None = field(default=None, metadata={"help": "PRM checkpoint (local directory or hub name)."})
-    verifier_type: VerifierType = field(
-        default="auto", metadata={"help": "How to read the PRM; auto detects it from the checkpoint."}
-    )
-    prm_device: str | None = field(default=None, metadata={"help": "Device of the PRM (default: cuda if available)."})
-    prm_dtype: DTypeName = field(default="auto", metadata={"help": "PRM weights dtype."})
     prm_trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom PRM code from the hub."})
-    verifier_backend: VerifierBackend = field(
-        default="transformers",
-        metadata={
-            "help": "Where the PRM runs: transformers, or a vLLM pooling engine (token-cls, qwen-prm, step-tag and "
-            "chat-plus-minus PRMs; GPU: the `vllm` extra, CPU: the venv of `make env-vllm`)."
-        },
-    )
-    verifier_vllm_kwargs: dict | str | None = field(
-        default=None,
-        metadata={"help": "verifier_backend vllm: more vllm.LLM arguments (a YAML mapping or a JSON object)."},
-    )
     merge: list[str] | None = field(
         default=None, metadata={"help": "Instead of searching: merge these shard output dirs into output_dir."}
     )
     skip_metrics: bool = field(default=False, metadata={"help": "Do not grade and plot at the end."})
-
-    def __post_init__(self):
-        self.verifier_vllm_kwargs = json_mapping("verifier_vllm_kwargs", self.verifier_vllm_kwargs)

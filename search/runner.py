@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from prm.atomic import write_text
 from prm.grading import gold_answer
+from prm.verifiers.arguments import load_prm
 
 from .beam_search import beam_search
 from .best_of_n import best_of_n
@@ -206,18 +207,8 @@ def search_from_args(
     else:
         if not script_args.prm_path:
             raise ValueError("--prm_path is required")
-        from prm.verifiers import load_verifier
-
         problems = load_problems(data_args)
-        verifier = load_verifier(
-            script_args.prm_path,
-            script_args.verifier_type,
-            device=script_args.prm_device,
-            dtype=None if script_args.prm_dtype == "auto" else script_args.prm_dtype,
-            trust_remote_code=script_args.prm_trust_remote_code,
-            backend=script_args.verifier_backend,
-            engine_kwargs=script_args.verifier_vllm_kwargs,
-        )
+        verifier = load_prm(script_args, script_args.prm_trust_remote_code)
         generator = load_generator_from_args(generator_args)
         write_settings(
             script_args.output_dir,

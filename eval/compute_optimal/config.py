@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prm.verifiers.aggregation import AggStrategy
-from prm.verifiers.loading import VerifierType
+from prm.verifiers.arguments import PRMPathArguments
 
 VOTES = ("weighted", "maj", "naive")
 
 
 @dataclass
-class ComputeOptimalArguments:
+class ComputeOptimalArguments(PRMPathArguments):
     runs: list[str] = field(
         metadata={
             "help": "Finished search runs of the policy under study (directories holding results.jsonl and "
@@ -57,15 +57,12 @@ class ComputeOptimalArguments:
     )
     prm_path: str | None = field(
         default=None,
+        kw_only=True,  # as declared in PRMPathArguments, whose help this makes specific
         metadata={
             "help": "Re-score every run (and reference run) with this verifier first, as recipes/evaluate_pool.py "
             "does (no regeneration); its parameters then count for the verifier tokens."
         },
     )
-    verifier_type: VerifierType = field(
-        default="auto", metadata={"help": "Verifier protocol of --prm_path; auto detects it from the checkpoint."}
-    )
-    prm_device: str | None = field(default=None, metadata={"help": "Device of the verifier (default: cuda if any)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the verifier's custom hub code."})
     bootstrap_samples: int = field(default=1000, metadata={"help": "Resamples of problems for the 95%% intervals."})
     seed: int = field(default=0, metadata={"help": "Seed of the two-fold split and the bootstrap."})
@@ -74,6 +71,7 @@ class ComputeOptimalArguments:
     )
 
     def __post_init__(self):
+        super().__post_init__()
         if not self.runs:
             raise ValueError("runs: give at least one run directory")
         unknown = sorted(set(self.votes) - set(VOTES))
