@@ -24,28 +24,15 @@ from __future__ import annotations
 
 from .config import SearchConfig
 from .generators.base import Generator, spread
-from .primitives import (
-    Beam,
-    ProblemResult,
-    add_counts,
-    derive_seed,
-    expand,
-    lookahead,
-    roots,
-    score_beams,
-    step_settings,
-    top_k,
-)
+from .primitives import Beam, ProblemResult, TokenTally, expand_and_score, roots, top_k
 
 
 def beam_search(
     problems: list[str], generator: Generator, scorer, config: SearchConfig, seed: int
 ) -> list[ProblemResult]:
-    settings = step_settings(config)
     live: list[list[Beam]] = roots(generator, problems, config.system_prompt)
     completed: list[list[Beam]] = [[] for _ in problems]
-    generated: dict[int, float] = {}
-    verified: dict[int, float] = {}
+    tally = TokenTally()
     survivors = config.n // config.beam_width
     for it in range(config.num_iterations):
         active = [p for p in range(len(problems)) if live[p] and len(completed[p]) < config.n]
@@ -54,15 +41,10 @@ def beam_search(
         final = it == config.num_iterations - 1
         parents = [b for p in active for b in live[p]]
         counts = [c for p in active for c in spread(config.n, len(live[p]))]
-        children, gen = expand(generator, parents, counts, settings, derive_seed(seed, "beam", it), final)
-        add_counts(generated, gen)
+        children, ranks = expand_and_score(
+            generator, scorer, problems, parents, counts, config, tally, seed, "beam", it, final
+        )
         flat = [c for group in children for c in group]
-        extra = None
-        if config.lookahead and not final:
-            extra, gen = lookahead(generator, flat, config.lookahead, settings, derive_seed(seed, "look", it))
-            add_counts(generated, gen)
-        ranks, spent = score_beams(scorer, problems, flat, extra, config.agg_strategy)
-        add_counts(verified, spent)
         for p in active:
             candidates = []
             seen: set[str] = set()
@@ -82,5 +64,5 @@ def beam_search(
     for p in range(len(problems)):
         ranked = sorted(completed[p], key=lambda b: -b.score(config.agg_strategy))
         pool = (ranked + sorted(live[p], key=lambda b: -b.score(config.agg_strategy)))[: config.n]
-        results.append(ProblemResult(pool, round(generated.get(p, 0)), round(verified.get(p, 0))))
+        results.append(tally.result(p, pool))
     return results

@@ -18,45 +18,25 @@ from __future__ import annotations
 
 from .config import SearchConfig
 from .generators.base import Generator
-from .primitives import (
-    Beam,
-    ProblemResult,
-    add_counts,
-    derive_seed,
-    expand,
-    lookahead,
-    roots,
-    score_beams,
-    step_settings,
-    top_k,
-)
+from .primitives import Beam, ProblemResult, TokenTally, expand_and_score, roots, top_k
 
 
 def dvts(problems: list[str], generator: Generator, scorer, config: SearchConfig, seed: int) -> list[ProblemResult]:
-    settings = step_settings(config)
     num_subtrees = config.n // config.beam_width
     # current[p][s]: subtree s's beam; leaves[p][s]: its final M candidates once finished.
     current: list[list[Beam]] = roots(generator, problems, config.system_prompt, copies=num_subtrees)
     leaves: list[list[list[Beam] | None]] = [[None] * num_subtrees for _ in problems]
-    generated: dict[int, float] = {}
-    verified: dict[int, float] = {}
+    tally = TokenTally()
     for it in range(config.num_iterations):
         open_trees = [(p, s) for p in range(len(problems)) for s in range(num_subtrees) if leaves[p][s] is None]
         if not open_trees:
             break
         final = it == config.num_iterations - 1
         parents = [current[p][s] for p, s in open_trees]
-        children, gen = expand(
-            generator, parents, [config.beam_width] * len(parents), settings, derive_seed(seed, "dvts", it), final
+        counts = [config.beam_width] * len(parents)
+        children, ranks = expand_and_score(
+            generator, scorer, problems, parents, counts, config, tally, seed, "dvts", it, final
         )
-        add_counts(generated, gen)
-        flat = [c for group in children for c in group]
-        extra = None
-        if config.lookahead and not final:
-            extra, gen = lookahead(generator, flat, config.lookahead, settings, derive_seed(seed, "look", it))
-            add_counts(generated, gen)
-        ranks, spent = score_beams(scorer, problems, flat, extra, config.agg_strategy)
-        add_counts(verified, spent)
         offset = 0
         for t, (p, s) in enumerate(open_trees):
             # Each subtree's ranks by its own group's length (expand checks every group has beam_width).
@@ -73,10 +53,6 @@ def dvts(problems: list[str], generator: Generator, scorer, config: SearchConfig
         )
     scorer.release([])
     return [
-        ProblemResult(
-            [b for s in range(num_subtrees) for b in (leaves[p][s] or [current[p][s]])],
-            round(generated.get(p, 0)),
-            round(verified.get(p, 0)),
-        )
+        tally.result(p, [b for s in range(num_subtrees) for b in (leaves[p][s] or [current[p][s]])])
         for p in range(len(problems))
     ]

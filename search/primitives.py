@@ -239,6 +239,53 @@ class ProblemResult:
     verifier_tokens: int
 
 
+@dataclass
+class TokenTally:
+    """Tokens spent per problem index: generated (pruned candidates and lookahead included) and verifier tokens."""
+
+    generated: dict[int, float] = field(default_factory=dict)
+    verified: dict[int, float] = field(default_factory=dict)
+
+    def result(self, problem_index: int, beams: list[Beam]) -> ProblemResult:
+        """The problem's pool with the tokens it cost."""
+        return ProblemResult(
+            beams, round(self.generated.get(problem_index, 0)), round(self.verified.get(problem_index, 0))
+        )
+
+
+def expand_and_score(
+    generator: Generator,
+    scorer: StepScorer,
+    problems: list[str],
+    parents: list[Beam],
+    counts: list[int],
+    config,
+    tally: TokenTally,
+    seed: int,
+    stage: str,
+    iteration: int,
+    final: bool,
+) -> tuple[list[list[Beam]], list[float]]:
+    """One iteration of beam search or DVTS up to selection: ``counts[i]`` next steps of each parent, their
+    lookahead (``config.lookahead`` greedy steps, never on the final iteration), and the scores of every child.
+
+    Returns each parent's children and the children's ranking scores (flattened in the same order); the tokens
+    spent go into ``tally``. The expansion's seed derives from ``(seed, stage, iteration)``, the lookahead's from
+    ``(seed, "look", iteration)``.
+    """
+    settings = step_settings(config)
+    children, gen = expand(generator, parents, counts, settings, derive_seed(seed, stage, iteration), final)
+    add_counts(tally.generated, gen)
+    flat = [c for group in children for c in group]
+    extra = None
+    if config.lookahead and not final:
+        extra, gen = lookahead(generator, flat, config.lookahead, settings, derive_seed(seed, "look", iteration))
+        add_counts(tally.generated, gen)
+    ranks, spent = score_beams(scorer, problems, flat, extra, config.agg_strategy)
+    add_counts(tally.verified, spent)
+    return children, ranks
+
+
 def step_settings(config) -> StepSettings:
     return StepSettings(
         separator=config.step_separator,
