@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
 from prm.data.tokenizer import DEFAULT_DATE_STRING, render_chat
 
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
-from .lm_scoring import candidate_margins, single_token_id, token_at_chars, truncated_encoding
-from .models import load_model_and_tokenizer
+from .batching import DEFAULT_TOKEN_BUDGET, Encoded
+from .lm_scoring import CandidateTokenVerifier, single_token_id, token_at_chars, truncated_encoding
 
 logger = logging.getLogger(__name__)
 
 RLHFLOW_PROBLEM_STEP_JOIN = " "  # how the model authors join the problem and the first step
 
 
-class ChatPlusMinusVerifier(BatchedVerifier):
+class ChatPlusMinusVerifier(CandidateTokenVerifier):
     def __init__(
         self,
         model,
@@ -50,22 +47,10 @@ class ChatPlusMinusVerifier(BatchedVerifier):
         self.problem_step_join = problem_step_join
         self.date_string = date_string
         self.step_separator = problem_step_join
-        self.good_id = single_token_id(tokenizer, good_token)
-        self.bad_id = single_token_id(tokenizer, bad_token)
-        if self.good_id == self.bad_id:
-            raise ValueError(f"Candidates {good_token!r} and {bad_token!r} map to the same token")
-        self._warned_boundary = False
-
-    @classmethod
-    def from_pretrained(
-        cls, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None, **kwargs
-    ):
-        from transformers import AutoModelForCausalLM
-
-        model, tokenizer = load_model_and_tokenizer(
-            AutoModelForCausalLM, name_or_path, device, dtype, trust_remote_code, tokenizer
+        self._set_candidates(
+            single_token_id(tokenizer, good_token), single_token_id(tokenizer, bad_token), good_token, bad_token
         )
-        return cls(model, tokenizer, **kwargs)
+        self._warned_boundary = False
 
     def messages(self, problem: str, steps: list[str], upto: int | None = None) -> list[dict[str, str]]:
         """The conversation through step ``upto`` (all steps if None), each step answered with ``+``."""
@@ -108,6 +93,3 @@ class ChatPlusMinusVerifier(BatchedVerifier):
             positions = [t - 1 for t in answer_tokens]
             out.append(truncated_encoding(enc["input_ids"][i], positions, len(answer_chars), self.max_length))
         return out
-
-    def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return candidate_margins(self.model, input_ids, rows, positions, self.good_id, self.bad_id)

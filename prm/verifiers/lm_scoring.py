@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .batching import Encoded
+from .batching import BatchedVerifier, Encoded
 from .last_layer import hidden_at_positions
-from .models import no_cache_kwargs
+from .models import load_model_and_tokenizer, no_cache_kwargs
 
 
 def token_at_chars(offsets: Sequence[tuple[int, int]], char_positions: Sequence[int]) -> list[int]:
@@ -78,3 +78,33 @@ def margins_from_hidden(
     if softcap:
         picked = torch.tanh(picked / softcap) * softcap
     return picked[:, 0] - picked[:, 1]
+
+
+class CandidateTokenVerifier(BatchedVerifier):
+    """A causal-LM PRM read at each scored position as ``logit(good) - logit(bad)`` of the next token.
+
+    Subclasses build the text and its scored positions (``encode``) and choose the two candidate tokens
+    (``_set_candidates``).
+    """
+
+    good_id: int
+    bad_id: int
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None, **kwargs
+    ):
+        from transformers import AutoModelForCausalLM
+
+        model, tokenizer = load_model_and_tokenizer(
+            AutoModelForCausalLM, name_or_path, device, dtype, trust_remote_code, tokenizer
+        )
+        return cls(model, tokenizer, **kwargs)
+
+    def _set_candidates(self, good_id: int, bad_id: int, good_token: str, bad_token: str) -> None:
+        if good_id == bad_id:
+            raise ValueError(f"Candidates {good_token!r} and {bad_token!r} map to the same token")
+        self.good_id, self.bad_id = good_id, bad_id
+
+    def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return candidate_margins(self.model, input_ids, rows, positions, self.good_id, self.bad_id)

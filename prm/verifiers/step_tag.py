@@ -6,14 +6,11 @@ Input: ``problem + " " + "step_1 ки\\nstep_2 ки\\n..."``; at each tag the mo
 
 from __future__ import annotations
 
-import torch
-
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded
-from .lm_scoring import candidate_margins, single_token_id, token_at_chars, truncated_encoding
-from .models import load_model_and_tokenizer
+from .batching import DEFAULT_TOKEN_BUDGET, Encoded
+from .lm_scoring import CandidateTokenVerifier, single_token_id, token_at_chars, truncated_encoding
 
 
-class StepTagVerifier(BatchedVerifier):
+class StepTagVerifier(CandidateTokenVerifier):
     def __init__(
         self,
         model,
@@ -34,9 +31,7 @@ class StepTagVerifier(BatchedVerifier):
         self.step_tag = step_tag
         self.prompt_separator = prompt_separator
         self.step_separator = step_separator
-        self.good_id, self.bad_id = self._candidate_ids(good_token, bad_token)
-        if self.good_id == self.bad_id:
-            raise ValueError(f"Candidates {good_token!r} and {bad_token!r} map to the same token")
+        self._set_candidates(*self._candidate_ids(good_token, bad_token), good_token, bad_token)
 
     def _candidate_ids(self, good: str, bad: str) -> tuple[int, int]:
         # Math-Shepherd reads the candidates as they appear after a space ("+ -" tokenized together), which is
@@ -45,17 +40,6 @@ class StepTagVerifier(BatchedVerifier):
         if len(pair) == 2:
             return pair[0], pair[1]
         return single_token_id(self.tokenizer, good), single_token_id(self.tokenizer, bad)
-
-    @classmethod
-    def from_pretrained(
-        cls, name_or_path: str, device=None, dtype=None, trust_remote_code: bool = False, tokenizer=None, **kwargs
-    ):
-        from transformers import AutoModelForCausalLM
-
-        model, tokenizer = load_model_and_tokenizer(
-            AutoModelForCausalLM, name_or_path, device, dtype, trust_remote_code, tokenizer
-        )
-        return cls(model, tokenizer, **kwargs)
 
     def build_text(self, problem: str, steps: list[str]) -> tuple[str, list[int]]:
         """The model input and the character position of each step's tag."""
@@ -75,6 +59,3 @@ class StepTagVerifier(BatchedVerifier):
             positions = token_at_chars(enc["offset_mapping"][i], tag_chars)
             out.append(truncated_encoding(enc["input_ids"][i], positions, len(tag_chars), self.max_length))
         return out
-
-    def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return candidate_margins(self.model, input_ids, rows, positions, self.good_id, self.bad_id)
