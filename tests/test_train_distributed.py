@@ -49,6 +49,17 @@ COMMON = [
 ]
 
 
+LORA = ["--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "q_proj", "v_proj"]
+
+
+def without_eval(out: Path, per_device_batch: int) -> list[str]:
+    """Recipe arguments of a run that only trains (no evaluation split, no ProcessBench callback)."""
+    return [
+        *["--dataset_test_split", "none", "--processbench_dir", "none"],
+        *["--output_dir", str(out), "--per_device_train_batch_size", str(per_device_batch)],
+    ]
+
+
 def launch(
     launcher_args: list[str], recipe_args: list[str], timeout: int = 600, check: bool = True
 ) -> subprocess.CompletedProcess:
@@ -105,17 +116,7 @@ def test_cpu_recipe_runs_end_to_end(single_process_run):
 def test_ddp_two_processes_matches_one_process(tmp_path, single_process_run):
     out = tmp_path / "ddp"
     launch(
-        ["--config_file", "accelerate_configs/ddp.yaml", "--num_processes", "2"],
-        [
-            "--output_dir",
-            str(out),
-            "--per_device_train_batch_size",
-            "4",
-            "--dataset_test_split",
-            "none",
-            "--processbench_dir",
-            "none",
-        ],
+        ["--config_file", "accelerate_configs/ddp.yaml", "--num_processes", "2"], without_eval(out, per_device_batch=4)
     )
     assert losses(out) == pytest.approx(losses(single_process_run), rel=1e-4)
     single, ddp = load_weights(single_process_run), load_weights(out)
@@ -150,16 +151,7 @@ def test_zero3_two_processes_trains_and_saves_a_loadable_model(tmp_path, single_
         ["--config_file", "accelerate_configs/zero3.yaml", "--num_processes", "2", "--mixed_precision", "no"],
         [
             *["--init_from_config", "none", "--model_name_or_path", initial_model_dir],
-            *[
-                "--output_dir",
-                str(out),
-                "--per_device_train_batch_size",
-                "4",
-                "--dataset_test_split",
-                "none",
-                "--processbench_dir",
-                "none",
-            ],
+            *without_eval(out, per_device_batch=4),
         ],
     )
     assert losses(out) == pytest.approx(losses(single_process_run), rel=1e-3)
@@ -170,24 +162,13 @@ def test_zero3_two_processes_trains_and_saves_a_loadable_model(tmp_path, single_
     assert read_separator(out) == "\n\n"
 
 
-LORA = ["--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "q_proj", "v_proj"]
-NO_EVAL = ["--dataset_test_split", "none", "--processbench_dir", "none"]
-
-
 def test_lora_under_ddp_matches_one_process_and_saves_a_merged_model(tmp_path, initial_model_dir):
     runs = {}
-    for processes, batch in ((1, "8"), (2, "4")):
+    for processes, batch in ((1, 8), (2, 4)):
         runs[processes] = tmp_path / f"lora{processes}"
         launch(
             ["--config_file", "accelerate_configs/ddp.yaml", "--num_processes", str(processes)],
-            [
-                *LORA,
-                *NO_EVAL,
-                "--output_dir",
-                str(runs[processes]),
-                "--per_device_train_batch_size",
-                batch,
-            ],
+            [*LORA, *without_eval(runs[processes], per_device_batch=batch)],
         )
     assert losses(runs[2]) == pytest.approx(losses(runs[1]), rel=1e-4)
     one, two = load_weights(runs[1]), load_weights(runs[2])  # merged on save: plain token classifiers
@@ -206,7 +187,7 @@ def test_lora_under_ddp_matches_one_process_and_saves_a_merged_model(tmp_path, i
 def test_zero3_refuses_to_merge_lora_adapters(tmp_path):
     result = launch(
         ["--config_file", "accelerate_configs/zero3.yaml", "--num_processes", "2", "--mixed_precision", "no"],
-        [*LORA, *NO_EVAL, "--output_dir", str(tmp_path / "out"), "--per_device_train_batch_size", "4"],
+        [*LORA, *without_eval(tmp_path / "out", per_device_batch=4)],
         check=False,
     )
     # The recipe's own message (accelerate's launcher then reports the failed child processes itself).
