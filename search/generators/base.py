@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "eos", "length"]
 
@@ -23,6 +23,17 @@ class SamplingConfig:
     max_new_tokens: int = 512
     stop: list[str] | None = None
     seed: int | None = None
+
+    def api_settings(self) -> dict[str, Any]:
+        """The per-request settings under the names of the OpenAI completions API, which vLLM's ``SamplingParams``
+        shares (the seed is per request: see ``sample_seeds``)."""
+        return {
+            "n": self.n,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_new_tokens,
+            "stop": list(self.stop) if self.stop else None,
+        }
 
 
 @dataclass

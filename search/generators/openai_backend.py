@@ -109,9 +109,8 @@ class OpenAIGenerator(Generator):
     def generate(self, prompts: list[str], config: SamplingConfig) -> list[list[Completion]]:
         if not prompts:
             return []
-        seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(63)
         # OpenAI-style servers take 64-bit signed seeds; vLLM and SGLang accept any int in that range.
-        seeds = [row[0] for row in sample_seeds(prompts, 1, seed)]
+        seeds = [row[0] for row in sample_seeds(prompts, 1, config.seed)]
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(prompts))) as pool:
             return list(pool.map(lambda ps: self._complete(ps[0], ps[1], config), zip(prompts, seeds)))
 
@@ -133,11 +132,7 @@ class OpenAIGenerator(Generator):
         response = self._request(
             model=self.model,
             prompt=prompt,
-            n=config.n,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_tokens=config.max_new_tokens,
-            stop=list(config.stop) if config.stop else None,
+            **config.api_settings(),
             seed=seed,
             extra_body=self.extra_body,
         )

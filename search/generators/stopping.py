@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from collections import Counter
 
 
@@ -24,10 +25,13 @@ def truncate_at_stop(text: str, stop: list[str] | None) -> tuple[str, str | None
     return text[:best_end], best_stop
 
 
-def sample_seeds(prompts: list[str], n: int, seed: int) -> list[list[int]]:
+def sample_seeds(prompts: list[str], n: int, seed: int | None) -> list[list[int]]:
     """One 63-bit seed per (prompt, sample), from the call's seed, the prompt text, the how-many-th copy of that
     prompt in the call it is, and the sample index. A prompt therefore gets the same samples whatever other prompts
-    share the call, and repeated prompts (N beams starting from one problem) still get different samples."""
+    share the call, and repeated prompts (N beams starting from one problem) still get different samples. A None
+    seed draws a fresh one for the call (unseeded sampling)."""
+    if seed is None:
+        seed = random.SystemRandom().getrandbits(63)
     seen: Counter[str] = Counter()
     seeds = []
     for prompt in prompts:

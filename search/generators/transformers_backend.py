@@ -9,7 +9,6 @@ text.
 from __future__ import annotations
 
 import logging
-import random
 
 import torch
 from tqdm.auto import tqdm
@@ -105,8 +104,7 @@ class TransformersGenerator(Generator):
     def generate(self, prompts: list[str], config: SamplingConfig) -> list[list[Completion]]:
         if config.n < 1:
             raise ValueError(f"SamplingConfig.n must be >= 1, got {config.n}")
-        seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(63)
-        seeds = sample_seeds(prompts, config.n, seed)
+        seeds = sample_seeds(prompts, config.n, config.seed)
         encoded = [self.encode_prompt(p) for p in prompts]
         # (prompt index, sample index), longest prompts first so batches hold similar lengths.
         jobs = [(i, j) for i in range(len(prompts)) for j in range(config.n)]

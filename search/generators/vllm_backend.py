@@ -11,7 +11,6 @@ vLLM spawns worker processes: a script that builds this generator must do so und
 from __future__ import annotations
 
 import logging
-import random
 from typing import Any
 
 from prm.data.tokenizer import DEFAULT_DATE_STRING
@@ -86,19 +85,10 @@ class VLLMGenerator(Generator):
 
         if not prompts:
             return []
-        seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(63)
         # One request per prompt with n samples; its seed depends on the prompt, not on its batch neighbours.
         params = [
-            SamplingParams(
-                n=config.n,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                max_tokens=config.max_new_tokens,
-                stop=list(config.stop) if config.stop else None,
-                include_stop_str_in_output=True,
-                seed=row[0],
-            )
-            for row in sample_seeds(prompts, 1, seed)
+            SamplingParams(**config.api_settings(), include_stop_str_in_output=True, seed=row[0])
+            for row in sample_seeds(prompts, 1, config.seed)
         ]
         encoded = [{"prompt_token_ids": self.encode_prompt(p)} for p in prompts]
         outputs = self.llm.generate(encoded, params, use_tqdm=False)
