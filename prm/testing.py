@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config
+from transformers import LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
 SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>"]
 # Multi-character tags used by step-tag and Qwen-PRM style verifiers stay single tokens.
@@ -41,5 +41,27 @@ def tiny_qwen2_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 
         num_key_value_heads=2,
         max_position_embeddings=2048,
         tie_word_embeddings=False,
+        **kwargs,
+    )
+
+
+def tiny_llama_config(
+    vocab_size: int,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    **kwargs,
+) -> LlamaConfig:
+    """A tiny llama model, whose saved tokenizer reloads as it was saved (beside a qwen2 config, transformers 5
+    reloads any tokenizer as its own Qwen2Tokenizer)."""
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads,
+        max_position_embeddings=2048,
         **kwargs,
     )

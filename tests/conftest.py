@@ -47,3 +47,41 @@ def tiny_tokenizer_dir(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("tiny_tokenizer")
     build_tiny_tokenizer().save_pretrained(path)
     return str(path)
+
+
+def save_token_cls_prm(path: Path, config, tokenizer) -> str:
+    """A token-classification PRM of ``config`` with random weights (seed 0), saved with the "\n\n" separator and
+    its tokenizer; returns the directory."""
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from prm.data import save_separator
+
+    torch.manual_seed(0)
+    save_separator(config, "\n\n")
+    AutoModelForTokenClassification.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_prm_dir(tmp_path_factory, deepseek_tokenizer) -> str:
+    """A tiny Qwen2 PRM with the DeepSeek tokenizer: the verifier must reload the tokenizer exactly as saved."""
+    from transformers import Qwen2Config
+
+    tok = deepseek_tokenizer
+    config = Qwen2Config(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=4096, num_labels=2, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    return save_token_cls_prm(tmp_path_factory.mktemp("tiny_prm"), config, tok)
+
+
+@pytest.fixture(scope="module")
+def token_cls_dir(tmp_path_factory) -> str:
+    """A tiny llama PRM with the byte-level tiny tokenizer."""
+    from prm.testing import build_tiny_tokenizer, tiny_llama_config
+
+    tok = build_tiny_tokenizer()
+    config = tiny_llama_config(len(tok), num_labels=2, architectures=["LlamaForTokenClassification"])
+    return save_token_cls_prm(tmp_path_factory.mktemp("token_cls"), config, tok)

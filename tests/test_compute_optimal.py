@@ -142,17 +142,11 @@ def test_errors_name_the_run(grader):
 
 
 def test_parameter_count_from_checkpoint(tmp_path):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=100,
-        tie_word_embeddings=False,
-    )
+    from prm.testing import tiny_llama_config
+
+    config = tiny_llama_config(100, hidden_size=32, tie_word_embeddings=False)
     model = LlamaForCausalLM(config)
     expected = sum(p.numel() for p in model.parameters())
     model.save_pretrained(tmp_path / "model")

@@ -9,26 +9,24 @@ import torch
 from transformers import (
     AutoModelForTokenClassification,
     DataCollatorForTokenClassification,
-    LlamaConfig,
     Trainer,
     TrainingArguments,
 )
 
 from eval.callback import RESULTS_FILE, ProcessBenchCallback
 from prm.data import load_stepwise_dataset, save_separator, tokenize_dataset, tokenize_row
+from prm.testing import tiny_llama_config
 from prm.verifiers import TokenClassificationVerifier
 
 
 def _tiny_model(tokenizer):
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+    config = tiny_llama_config(
+        len(tokenizer),
         hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
+        num_layers=1,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=2048,
         num_labels=2,
         pad_token_id=tokenizer.pad_token_id,
     )

@@ -8,12 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoModelForTokenClassification, LlamaConfig
 
 from eval.pool_config import PoolEvalArguments
-from prm.data import save_separator
-from prm.testing import build_tiny_tokenizer
 from prm.verifiers import load_verifier
 from recipes.evaluate_pool import main
 from search.results import read_results
@@ -48,28 +44,6 @@ def _write_pool(path: Path) -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="module")
-def token_cls_prm(tmp_path_factory):
-    torch.manual_seed(0)
-    tok = build_tiny_tokenizer()
-    # llama type: for a qwen2 config transformers 5 would load the saved tiny tokenizer as a Qwen2Tokenizer.
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=2,
-        architectures=["LlamaForTokenClassification"],
-    )
-    save_separator(config, "\n\n")
-    path = tmp_path_factory.mktemp("prm")
-    AutoModelForTokenClassification.from_config(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
 def test_metrics_of_a_stored_pool(tmp_path):
     rows = _write_pool(tmp_path / "results.jsonl")
     out = tmp_path / "eval"
@@ -85,20 +59,20 @@ def test_metrics_of_a_stored_pool(tmp_path):
         main(PoolEvalArguments(input=str(tmp_path / "missing.jsonl"), output_dir=str(out)))
 
 
-def test_rescoring_with_another_verifier(tmp_path, token_cls_prm):
+def test_rescoring_with_another_verifier(tmp_path, token_cls_dir):
     rows = _write_pool(tmp_path / "results.jsonl")
     out = tmp_path / "eval"
     metrics = main(
         PoolEvalArguments(
             input=str(tmp_path / "results.jsonl"),
             output_dir=str(out),
-            prm_path=token_cls_prm,
+            prm_path=token_cls_dir,
             agg_strategy="min",
             prm_device="cpu",
         )
     )
     rescored = read_results(out / "results.jsonl")
-    verifier = load_verifier(token_cls_prm, device="cpu")
+    verifier = load_verifier(token_cls_dir, device="cpu")
     for before, after in zip(rows, rescored):
         steps = [c.split("\n\n") for c in before["completions"]]
         assert after["steps"] == steps  # split on the separator: the rows had no "steps"

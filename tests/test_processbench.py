@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoModelForTokenClassification, Qwen2Config
+from transformers import AutoModelForTokenClassification
 
 from eval.config import ProcessBenchArguments, VerifierArguments
 from eval.processbench import (
@@ -20,7 +20,7 @@ from eval.processbench import (
     summarize,
     sweep_f1,
 )
-from prm.data import save_separator, tokenize_row
+from prm.data import tokenize_row
 from tests.conftest import REPO_ROOT
 
 
@@ -93,30 +93,6 @@ def test_malformed_rows_name_row_and_field(tmp_path, real_data):
         load_processbench_split("gsm8k", data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="Unknown splits"):
         ProcessBenchArguments(output_dir="x", splits=["gsm8k", "aime"])
-
-
-@pytest.fixture(scope="module")
-def tiny_prm_dir(tmp_path_factory, deepseek_tokenizer):
-    torch.manual_seed(0)
-    tok = deepseek_tokenizer
-    # A Qwen2 body with the DeepSeek tokenizer: the verifier must reload the tokenizer exactly as saved.
-    config = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        num_labels=2,
-        pad_token_id=tok.pad_token_id,
-    )
-    save_separator(config, "\n\n")
-    model = AutoModelForTokenClassification.from_config(config)
-    path = tmp_path_factory.mktemp("tiny_prm")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
 
 
 def test_eval_recipe_on_real_gsm8k(tiny_prm_dir, real_data, deepseek_tokenizer, tmp_path):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoModelForTokenClassification, Qwen2Config
+from transformers import AutoModelForTokenClassification
 
 from eval.config import ProcessBenchArguments, VerifierArguments
 from prm.data import save_separator
@@ -84,21 +84,6 @@ def test_training_run_reports_prm_metrics_and_processbench_to_wandb(tmp_path, wa
     for row in table:
         assert row["f1"] == pytest.approx(saved[row["split"]]["f1"])
         assert row["num_erroneous"] + row["num_correct"] == 4
-
-
-@pytest.fixture(scope="module")
-def tiny_prm_dir(tmp_path_factory, deepseek_tokenizer):
-    torch.manual_seed(0)
-    tok = deepseek_tokenizer
-    config = Qwen2Config(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=4096, num_labels=2, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    save_separator(config, "\n\n")
-    path = tmp_path_factory.mktemp("tiny_prm")
-    AutoModelForTokenClassification.from_config(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
 
 
 def test_processbench_results_are_logged_with_table_and_plot(tmp_path, wandb_dir, tiny_prm_dir, real_data):

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, LlamaConfig, Qwen2Model
+from transformers import AutoModelForCausalLM, Qwen2Model
 
-from prm.data import save_separator, tokenize_row
+from prm.data import tokenize_row
 from prm.testing import build_tiny_tokenizer, tiny_qwen2_config
 from prm.verifiers import (
     ChatPlusMinusVerifier,
@@ -34,21 +34,6 @@ SOLUTIONS = [
 ]
 
 
-def tiny_llama_config(vocab_size: int, **kwargs) -> LlamaConfig:
-    """Saved tiny models use the llama type: transformers 5 swaps in its own Qwen2Tokenizer for a qwen2 config,
-    which would silently replace the tiny tokenizer saved next to the model."""
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        **kwargs,
-    )
-
-
 def _tokenizer(chat: bool = False):
     tok = build_tiny_tokenizer()
     if chat:
@@ -66,19 +51,6 @@ def _close(a: list[list[float]], b: list[list[float]], atol: float = 1e-5) -> No
 
 def _alone(verifier, problems, solutions):
     return [verifier.score([p], [s])[0] for p, s in zip(problems, solutions)]
-
-
-@pytest.fixture(scope="module")
-def token_cls_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    tok = _tokenizer()
-    config = tiny_llama_config(len(tok), num_labels=2, architectures=["LlamaForTokenClassification"])
-    save_separator(config, "\n\n")
-    model = AutoModelForTokenClassification.from_config(config)
-    path = tmp_path_factory.mktemp("token_cls")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
 
 
 def test_token_cls_matches_training_layout_and_batching_does_not_change_scores(token_cls_dir):
