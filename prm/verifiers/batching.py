@@ -134,7 +134,63 @@ def context_limit(model, tokenizer, max_length: int | None) -> int | None:
     return min(limits) if limits else None
 
 
-class BatchedVerifier(Verifier):
+class EncodedVerifier(Verifier):
+    """A verifier that encodes solutions (``encode``) and scores the encodings group by group.
+
+    Subclasses implement ``encode`` (one ``Encoded`` per solution), ``_groups`` (the forward passes: groups of the
+    indices of solutions with positions to score) and ``_group_margins`` (each solution's log-odds of "correct" at
+    its positions). Solutions with nothing to score get no scores; the tokens run are counted, progress is shown
+    with ``show_progress``, and solutions cut short by the context are reported.
+    """
+
+    max_length: int | None = None
+    show_progress: bool = False
+    progress_desc: str | None = None
+
+    @abstractmethod
+    def encode(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
+        """Token ids and score positions for each solution, truncated to the model's context."""
+
+    @abstractmethod
+    def _groups(self, encoded: list[Encoded], runnable: list[int]) -> list[list[int]]:
+        """The indices in ``runnable`` grouped into forward passes."""
+
+    @abstractmethod
+    def _group_margins(self, encoded: list[Encoded], group: list[int]) -> list[torch.Tensor]:
+        """The step log-odds of each solution of ``group``, in order."""
+
+    def score(self, problems: list[str], solutions: list[list[str]]) -> list[list[float]]:
+        return [r.scores for r in self.score_with_info(problems, solutions)]
+
+    def score_with_info(self, problems: list[str], solutions: list[list[str]]) -> list[StepScores]:
+        """Like ``score`` but with log-odds and truncation information per solution."""
+        if len(problems) != len(solutions):
+            raise ValueError(f"{len(problems)} problems but {len(solutions)} solutions")
+        return self.score_encoded(self.encode(problems, solutions))
+
+    def score_encoded(self, encoded: list[Encoded]) -> list[StepScores]:
+        results = [StepScores([], [], enc.num_steps) for enc in encoded]
+        runnable = [i for i, enc in enumerate(encoded) if enc.positions]
+        progress = None
+        if self.show_progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=len(runnable), desc=self.progress_desc or "Scoring", unit="solution")
+        try:
+            for group in self._groups(encoded, runnable):
+                for i, margins in zip(group, self._group_margins(encoded, group)):
+                    results[i] = StepScores(margins_to_probs(margins), margins.tolist(), encoded[i].num_steps)
+                self.tokens_processed += sum(len(encoded[i].input_ids) for i in group)
+                if progress is not None:
+                    progress.update(len(group))
+        finally:
+            if progress is not None:
+                progress.close()
+        warn_truncated(results, self.max_length)
+        return results
+
+
+class BatchedVerifier(EncodedVerifier):
     """A verifier that encodes solutions, batches them by length and scores chosen positions.
 
     Subclasses implement ``encode`` (one ``Encoded`` per solution) and ``_margins`` (log-odds of "correct" at
@@ -176,67 +232,30 @@ class BatchedVerifier(Verifier):
         return pad_token_id(self.tokenizer)
 
     @abstractmethod
-    def encode(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
-        """Token ids and score positions for each solution, truncated to the model's context."""
-
-    @abstractmethod
     def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Log-odds of "step correct" at ``input_ids[rows, positions]`` (one forward pass for the batch)."""
 
-    def score(self, problems: list[str], solutions: list[list[str]]) -> list[list[float]]:
-        return [r.scores for r in self.score_with_info(problems, solutions)]
+    def _groups(self, encoded: list[Encoded], runnable: list[int]) -> list[list[int]]:
+        lengths = [len(encoded[i].input_ids) for i in runnable]
+        return [
+            [runnable[j] for j in b] for b in length_batches(lengths, self.batch_token_budget, self.max_batch_size)
+        ]
 
-    def score_with_info(self, problems: list[str], solutions: list[list[str]]) -> list[StepScores]:
-        """Like ``score`` but with log-odds and truncation information per solution."""
-        if len(problems) != len(solutions):
-            raise ValueError(f"{len(problems)} problems but {len(solutions)} solutions")
-        encoded = self.encode(problems, solutions)
-        return self.score_encoded(encoded)
+    def _group_margins(self, encoded: list[Encoded], group: list[int]) -> list[torch.Tensor]:
+        ids = right_pad([encoded[i].input_ids for i in group], self.pad_token_id).to(self.device)
+        rows = torch.tensor([r for r, i in enumerate(group) for _ in encoded[i].positions], dtype=torch.long)
+        pos = torch.tensor([p for i in group for p in encoded[i].positions], dtype=torch.long)
+        margins = self._margins(ids, rows.to(self.device), pos.to(self.device)).float().cpu()
+        return list(margins.split([len(encoded[i].positions) for i in group]))
 
     @torch.inference_mode()
     def score_encoded(self, encoded: list[Encoded]) -> list[StepScores]:
-        results: list[StepScores | None] = [None] * len(encoded)
-        runnable = []
-        for i, enc in enumerate(encoded):
-            if enc.positions:
-                runnable.append(i)
-            else:
-                results[i] = StepScores([], [], enc.num_steps)
-        lengths = [len(encoded[i].input_ids) for i in runnable]
-        batches = [
-            [runnable[j] for j in b] for b in length_batches(lengths, self.batch_token_budget, self.max_batch_size)
-        ]
         was_training = self.model.training
         self.model.eval()
-        progress = None
-        if self.show_progress:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(total=len(runnable), desc=self.progress_desc or "Scoring", unit="solution")
         try:
-            for batch in batches:
-                ids = right_pad([encoded[i].input_ids for i in batch], self.pad_token_id).to(self.device)
-                rows = torch.tensor([r for r, i in enumerate(batch) for _ in encoded[i].positions], dtype=torch.long)
-                pos = torch.tensor([p for i in batch for p in encoded[i].positions], dtype=torch.long)
-                margins = self._margins(ids, rows.to(self.device), pos.to(self.device)).float().cpu()
-                probs = margins_to_probs(margins)
-                margin_list = margins.tolist()
-                start = 0
-                for i in batch:
-                    n = len(encoded[i].positions)
-                    results[i] = StepScores(
-                        probs[start : start + n], margin_list[start : start + n], encoded[i].num_steps
-                    )
-                    start += n
-                self.tokens_processed += sum(len(encoded[i].input_ids) for i in batch)
-                if progress is not None:
-                    progress.update(len(batch))
+            return super().score_encoded(encoded)
         finally:
-            if progress is not None:
-                progress.close()
             self.model.train(was_training)
-        warn_truncated(results, self.max_length)
-        return results  # type: ignore[return-value]
 
 
 def base_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:

@@ -27,8 +27,7 @@ from typing import Any
 
 import torch
 
-from .base import Verifier
-from .batching import Encoded, StepScores, class_margin, margins_to_probs, warn_truncated
+from .batching import Encoded, EncodedVerifier, class_margin
 from .lm_scoring import margins_from_hidden
 
 logger = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ def candidate_rows(name_or_path: str, config, good_id: int, bad_id: int) -> tupl
     return weight[ids].float(), None if bias is None else bias[ids].float()
 
 
-class VLLMVerifier(Verifier):
+class VLLMVerifier(EncodedVerifier):
     """A ``Verifier`` whose forward passes run in vLLM. ``encoder`` is the transformers verifier of the same style
     built without a model (it only tokenizes); ``llm`` a ``vllm.LLM`` with ``runner="pooling"``."""
 
@@ -100,35 +99,14 @@ class VLLMVerifier(Verifier):
             self._rows = candidate_rows(name_or_path, hf_config, encoder.good_id, encoder.bad_id)
             self._softcap = getattr(hf_config, "final_logit_softcapping", None)
 
-    def score(self, problems: list[str], solutions: list[list[str]]) -> list[list[float]]:
-        return [r.scores for r in self.score_with_info(problems, solutions)]
+    def encode(self, problems: list[str], solutions: list[list[str]]) -> list[Encoded]:
+        return self.encoder.encode(problems, solutions)
 
-    def score_with_info(self, problems: list[str], solutions: list[list[str]]) -> list[StepScores]:
-        if len(problems) != len(solutions):
-            raise ValueError(f"{len(problems)} problems but {len(solutions)} solutions")
-        return self.score_encoded(self.encoder.encode(problems, solutions))
+    def _groups(self, encoded: list[Encoded], runnable: list[int]) -> list[list[int]]:
+        return [runnable[start : start + _REQUESTS_PER_CALL] for start in range(0, len(runnable), _REQUESTS_PER_CALL)]
 
-    def score_encoded(self, encoded: list[Encoded]) -> list[StepScores]:
-        results = [StepScores([], [], enc.num_steps) for enc in encoded]
-        runnable = [i for i, enc in enumerate(encoded) if enc.positions]
-        progress = None
-        if self.show_progress:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(total=len(runnable), desc=self.progress_desc or "Scoring", unit="solution")
-        try:
-            for start in range(0, len(runnable), _REQUESTS_PER_CALL):
-                chunk = runnable[start : start + _REQUESTS_PER_CALL]
-                for i, margins in zip(chunk, self._margins([encoded[i] for i in chunk])):
-                    results[i] = StepScores(margins_to_probs(margins), margins.tolist(), encoded[i].num_steps)
-                self.tokens_processed += sum(len(encoded[i].input_ids) for i in chunk)
-                if progress is not None:
-                    progress.update(len(chunk))
-        finally:
-            if progress is not None:
-                progress.close()
-        warn_truncated(results, self.max_length)
-        return results
+    def _group_margins(self, encoded: list[Encoded], group: list[int]) -> list[torch.Tensor]:
+        return self._margins([encoded[i] for i in group])
 
     def _margins(self, batch: list[Encoded]) -> list[torch.Tensor]:
         from vllm import PoolingParams
