@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .analysis import line_discrimination, step_auroc, within_problem_ranking
 from .labeling import (
@@ -69,7 +69,18 @@ class DemoConfig:
             "policy's measured mix of mistakes for the synthetic wrong lines; 0: the measured mix alone."
         },
     )
-    mc_solutions: int = field(default=48, metadata={"help": "Policy samples also labelled by Monte-Carlo rollouts."})
+    prm_labels: Literal["exact", "mc-hard", "mc-soft"] = field(
+        default="exact",
+        metadata={
+            "help": "What the PRM trains on. exact: every line labelled by the exact checker, on policy samples plus "
+            "synthetic solutions with wrong lines. mc-hard / mc-soft: only the policy's samples, every step labelled "
+            "by Monte-Carlo rollouts (hard: some rollout reaches the answer; soft: the share that does), as a user "
+            "without a step checker would; all policy samples are then rolled out, not just mc_solutions."
+        },
+    )
+    mc_solutions: int = field(
+        default=48, metadata={"help": "Policy samples labelled by Monte-Carlo rollouts to measure their agreement."}
+    )
     mc_rollouts: int = field(default=4, metadata={"help": "K: rollouts per step prefix."})
     num_eval_solutions: int = field(default=200, metadata={"help": "Held-out solutions in ProcessBench layout."})
     num_search_problems: int = field(default=60, metadata={"help": "Held-out problems searched per seed."})
@@ -140,7 +151,7 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
         eval_samples = sample_labeled_solutions(generator, eval_problems, 4, config.temperature, seed=1000 + seed)
     kinds = error_kinds(samples)
     with timer.stage("Monte-Carlo labels"):
-        mc_set = samples[: config.mc_solutions]
+        mc_set = samples if config.prm_labels != "exact" else samples[: config.mc_solutions]
         mc = mc_label(
             generator,
             [s.problem.text for s in mc_set],
@@ -150,17 +161,16 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
             MCLabelingConfig(num_rollouts=config.mc_rollouts, temperature=config.temperature, max_new_tokens=64),
             exact_labels=[s.labels for s in mc_set],
         )
-        write_jsonl(out / "mc_labels" / "train.jsonl", mc.soft_rows)
+        write_jsonl(out / "mc-hard" / "train.jsonl", mc.hard_rows)
+        write_jsonl(out / "mc-soft" / "train.jsonl", mc.soft_rows)
     with timer.stage("synthetic solutions with wrong lines"):
-        synth_problems = make_problems(config.synthetic_problems, 30_000 + seed, difficulty, exclude=exclude)
-        rows = line_check_rows(
-            samples,
-            synth_problems,
-            seed,
-            config.line_error_rate,
-            measured_mix(samples, default_weight=config.default_mix_weight),
-        )
-        write_jsonl(out / "prm_data" / "train.jsonl", rows)
+        if config.prm_labels == "exact":
+            synth_problems = make_problems(config.synthetic_problems, 30_000 + seed, difficulty, exclude=exclude)
+            mix = measured_mix(samples, default_weight=config.default_mix_weight)
+            rows = line_check_rows(samples, synth_problems, seed, config.line_error_rate, mix)
+            write_jsonl(out / "prm_data" / "train.jsonl", rows)
+        else:
+            rows = mc.hard_rows
         picked = balanced_heldout(eval_samples, seed, config.num_eval_solutions // 2)
         (out / "heldout").mkdir(parents=True, exist_ok=True)
         (out / "heldout" / f"{SPLIT}.json").write_text(json.dumps(processbench_records(picked, SPLIT)))
@@ -183,7 +193,7 @@ def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
     from prm.training.pipeline import PRMScriptArguments, train_from_args
 
     overrides: dict[str, Any] = {
-        "dataset_name": out / "prm_data",
+        "dataset_name": out / ("prm_data" if config.prm_labels == "exact" else config.prm_labels),
         "output_dir": out / "prm",
         "seed": seed,
         "tokenizer_name_or_path": config.policy_path,

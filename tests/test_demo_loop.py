@@ -91,3 +91,32 @@ def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_p
     assert (tmp_path / "compute_optimal" / "compute_optimal.png").stat().st_size > 0
     section = "\n".join(compute_optimal_section(analysis))
     assert "Compute-optimal search" in section and "At N ≤ 8" in section
+
+
+def test_mc_label_option_trains_the_prm_on_monte_carlo_labels_of_every_policy_sample(tmp_path, monkeypatch):
+    import json
+    from dataclasses import replace
+
+    import prm.training.pipeline as pipeline
+    from arith_demo.demo import DemoConfig, StageTimer, make_data, train_prm
+    from arith_demo.policy import load_policy
+    from search.generators.transformers_backend import TransformersGenerator
+
+    config = DemoConfig(
+        output_dir=str(tmp_path), train_problems=6, samples_per_problem=2, mc_rollouts=2, prm_labels="mc-soft"
+    )
+    model, tokenizer = load_policy(config.policy_path)
+    generator = TransformersGenerator(model=model, tokenizer=tokenizer, device="cpu", max_batch_size=256)
+    info = make_data(config, 0, generator, tmp_path, StageTimer())
+    assert not (tmp_path / "prm_data").exists()  # nothing synthetic: only the policy's samples
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "train_from_args", lambda script_args, *a, **k: seen.update(args=script_args))
+    for labels, kind in (("mc-hard", bool), ("mc-soft", float)):
+        rows = [json.loads(line) for line in (tmp_path / labels / "train.jsonl").read_text().splitlines()]
+        # Every policy sample is rolled out (not just mc_solutions).
+        assert len(rows) == info["policy_samples"] == info["train_rows"]
+        assert {type(v) for row in rows for v in row["labels"]} == {kind}
+        assert all(0.0 <= v <= 1.0 for row in rows for v in row["labels"])
+        train_prm(replace(config, prm_labels=labels), 0, tmp_path)
+        assert Path(seen["args"].dataset_name) == tmp_path / labels
