@@ -130,6 +130,7 @@ def padding(verifier, rows, batch_size: int = 24) -> dict[str, float]:
     return {
         "baseline": sum(max(c) * len(c) for c in chunks) / real,
         "prmkit": sum(max(b) * len(b) for b in batches) / real,
+        "real_tokens": real,
     }
 
 
@@ -151,7 +152,11 @@ def measure_split(model, tokenizer, verifier, rows, args) -> dict:
     padded = padding(verifier, rows)
     best = {name: min(v) for name, v in walls.items()}
     best_cpu = {name: min(v) for name, v in cpus.items()}
+    # CPU time per token run (padding included): if both sides cost the same per token, the speed-up is all in
+    # the padding; what is left after it is the model's own work on the real tokens.
+    per_token = {name: 1e6 * best_cpu[name] / (padded[name] * padded["real_tokens"]) for name in best_cpu}
     return {
+        "cpu_us_per_token_run": per_token,
         "solutions": len(rows),
         "wall_s": walls,
         "cpu_s": cpus,
@@ -162,10 +167,22 @@ def measure_split(model, tokenizer, verifier, rows, args) -> dict:
     }
 
 
+def describe_rows(args) -> str:
+    which = "all" if args.limit is None else f"first {args.limit}"
+    return which if args.sample is None else f"{args.sample} evenly spaced of {which}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA))
     parser.add_argument("--limit", type=int, default=None, help="first N solutions of each split (default: all)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        help="N solutions of each split evenly spaced over it (rows 0, k, 2k, ...), so their lengths and labels "
+        "follow the whole split rather than its first rows",
+    )
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     parser.add_argument("--model", choices=sorted(MODELS), default="tiny", help="model size, built from config")
     parser.add_argument("--batch_token_budget", type=int, default=DEFAULT_TOKEN_BUDGET)
@@ -185,7 +202,8 @@ def main() -> None:
     rows_by_split = {}
     for split in args.splits:
         with open(os.path.join(args.data_dir, f"{split}.json"), encoding="utf-8") as f:
-            rows_by_split[split] = json.load(f)[: args.limit]
+            rows = json.load(f)[: args.limit]
+        rows_by_split[split] = rows[:: max(1, len(rows) // args.sample)][: args.sample] if args.sample else rows
     verifier = TokenClassificationVerifier(
         model, tokenizer, "\n", batch_token_budget=args.batch_token_budget, input_layout=args.input_layout
     )
@@ -197,12 +215,13 @@ def main() -> None:
     print(
         f"ProcessBench, {args.model} token-cls PRM ({params / 1e6:.1f}M parameters, random weights), "
         f"{args.input_layout} input layout, {args.threads} threads, "
-        f"{'all' if args.limit is None else f'first {args.limit}'} solutions per split, best of {args.repeats}"
+        f"{describe_rows(args)} solutions per split, best of {args.repeats}"
     )
     # Wall time is the user's view; CPU seconds are steadier on a shared machine. Best of the repeats for each.
     print(
         f"{'split':<15}{'solutions':>10}{'baseline s':>12}{'prmkit s':>10}{'speed-up':>10}"
-        f"{'base CPU s':>12}{'prmkit CPU s':>14}{'CPU speed-up':>14}{'agree':>12}{'padded/real':>14}",
+        f"{'base CPU s':>12}{'prmkit CPU s':>14}{'CPU speed-up':>14}{'agree':>12}{'padded/real':>14}"
+        f"{'CPU us/token run':>18}",
         flush=True,
     )
     results = {}
@@ -212,7 +231,8 @@ def main() -> None:
             f"{split:<15}{r['solutions']:>10}{min(r['wall_s']['baseline']):>12.1f}{min(r['wall_s']['prmkit']):>10.1f}"
             f"{r['speedup_wall_best']:>9.2f}x{min(r['cpu_s']['baseline']):>12.1f}{min(r['cpu_s']['prmkit']):>14.1f}"
             f"{r['speedup_cpu_best']:>13.2f}x{r['agree']:>7}/{r['solutions']:<4}"
-            f"{r['padded_per_real_token']['baseline']:>7.2f}/{r['padded_per_real_token']['prmkit']:.2f}",
+            f"{r['padded_per_real_token']['baseline']:>7.2f}/{r['padded_per_real_token']['prmkit']:.2f}"
+            f"{r['cpu_us_per_token_run']['baseline']:>11.0f}/{r['cpu_us_per_token_run']['prmkit']:.0f}",
             flush=True,
         )
     load_after = os.getloadavg()
@@ -222,7 +242,8 @@ def main() -> None:
     print(
         f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs "
         "(baseline: batches of 24 in input order, right-padded; prmkit: TokenClassificationVerifier defaults; "
-        "padded/real: tokens run per real token, baseline/prmkit)"
+        "padded/real: tokens run per real token, baseline/prmkit; CPU us/token run: CPU time per token run, "
+        "padding included, baseline/prmkit)"
     )
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
