@@ -1,8 +1,8 @@
 """Training throughput: prmkit's PRMTrainer vs TRL 1.10.0's PRMTrainer (``trl.experimental.prm``), side by side.
 
-Same tiny Qwen2 token classifier (same seed, so the same initial weights), same data (by default all 3,400
-ProcessBench solutions converted to stepwise rows, DeepSeek tokenizer), same batch size, steps, learning rate and
-threads. TRL 1.10.0 is installed by this script with ``pip install --target`` into its own directory
+Same tiny Qwen2 token classifier (same seed, so the same initial weights), same data (by default the 3,400
+ProcessBench solutions converted to stepwise rows, less 100 per split held out: 3,000 trained on), same DeepSeek
+tokenizer, batch size, steps, learning rate and threads. TRL 1.10.0 is installed by this script with ``pip install --target`` into its own directory
 (``~/.cache/prmkit/trl-1.10.0``) and put first on PYTHONPATH of its worker process only: the project venv keeps
 its own trl. Each run is a separate process, timed whole (interpreter start, imports, loading, tokenizing, model
 build, training) in wall-clock and CPU seconds; peak memory (max RSS, or CUDA peak) is per run.
@@ -10,9 +10,16 @@ build, training) in wall-clock and CPU seconds; peak memory (max RSS, or CUDA pe
 Runs: ``trl`` (TRL's defaults: random order, DataCollatorForTokenClassification), ``prmkit`` (prmkit's defaults,
 nothing set: length-grouped batches), ``prmkit-trl-order`` (``group_by_length=False``: TRL's random order, so its
 loss curve must match TRL's step for step) and ``prmkit-padding-free`` (defaults + ``padding_free=True``). Prints
-the whole-process time and its ratio to TRL, training samples/s, peak memory, and the loss of each run (mean over
-all steps and over the last quarter, to check that the speed does not come at the cost of the loss); writes JSON
-and a PNG of the loss curves next to ``--output``.
+the whole-process time and its ratio to TRL, training samples/s, peak memory, the training loss as each trainer
+logs it, and the held-out check; writes JSON and a PNG of the loss curves next to ``--output``.
+
+Equal loss is checked on held-out rows, not on the training loss: runs that draw different batches log losses over
+different batches (a batch of short solutions has fewer, easier steps), which are not the same measurement. After
+training, each run's model scores the same held-out rows (``--heldout-per-split`` solutions of each split, a fixed
+draw that no run trains on) with the same code, and the table shows their step cross-entropy (every step counted
+once), step accuracy and ProcessBench-style F1. Repeat k of every run uses seed + k (model init and data order), so
+the held-out loss of prmkit minus TRL's is printed per seed next to TRL's own seed-to-seed range. The held-out
+scoring is timed apart and left out of the process times.
 
     .venv/bin/python benchmarks/train_throughput.py                          # the default workload, 3 repeats
     .venv/bin/python benchmarks/train_throughput.py --split math --steps 40   # one split, shorter

@@ -57,9 +57,10 @@ class PRMConfig(TrainingArguments):
         metadata={
             "help": "Batch examples of similar length together to cut padding (training sampler only; on by "
             "default). Each epoch the examples are shuffled with seed + epoch, cut into mega-batches of (at most) 50 "
-            "batches, and each mega-batch is sorted longest first and cut into batches; the longest example moves "
-            "into the first batch. Batches thus hold examples of similar length and, within a mega-batch, run from "
-            "long to short. False: a plain random order, the same batches as TRL's PRMTrainer for the same seed."
+            "batches, and each mega-batch is sorted by length and cut into batches; then the batches are shuffled, "
+            "except the first, which holds the longest example, and a short last one. Batches thus hold examples "
+            "of similar length, in random order. False: a plain random order, the same batches as TRL's "
+            "PRMTrainer for the same seed."
         },
     )
     merge_lora_on_save: bool = field(
