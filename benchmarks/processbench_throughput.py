@@ -18,8 +18,8 @@ alternating which side runs first), the speed-ups, the agreement, the tokens eac
 prmkit pass.
 
 Measured at 102M, single core (``--threads 1``, pinned), one run each, CPU seconds baseline vs prmkit: gsm8k all
-400 rows 218.1 vs 109.0 (2.00x; wall 2.25x), padding 1.71 vs 1.05 tokens run per real token and 962 vs 782 us per
-token run; math, 40 rows evenly spaced (``--sample 40``), 4.42x (wall 5.21x), padding 2.82 vs 1.03;
+400 rows 218.1 vs 109.0 (2.00x; wall 2.25x) and in a second run 228.4 vs 123.2 (1.85x; wall 1.81x), padding 1.71
+vs 1.05 tokens run per real token and 962 vs 782 us per token run (second run 1008 vs 883); math, 40 rows evenly spaced (``--sample 40``), 4.42x (wall 5.21x), padding 2.82 vs 1.03;
 olympiadbench 2.46x (wall 2.04x), padding 1.87 vs 1.04; omnimath 2.86x (wall 2.93x), padding 1.98 vs 1.04.
 Predictions identical on every row. The rest of prmkit's time is the model's own work on the real tokens: about
 70% matrix products, 14% attention, 15% element-wise (README, Benchmarks).
