@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.prmkit-installed
 
-.PHONY: env env-vllm test test-vllm demo quality style benchmarks clean
+.PHONY: env env-vllm test test-vllm demo demo-vllm quality style benchmarks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test-vllm: $(VLLM_STAMP)
 demo: $(STAMP)
 	$(BIN)/python recipes/demo.py --output_dir demo_output
 
+# The same demo with vLLM engines for sampling, search and PRM scoring (the CPU build in .venv-vllm).
+demo-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python recipes/demo.py --output_dir demo_output_vllm --backend vllm
+
 # lint-imports checks the layer contract in pyproject.toml (docs/architecture.md): no upward imports, no cycles.
 quality: $(STAMP)
 	$(BIN)/ruff check .
@@ -57,4 +61,4 @@ style: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) demo_output .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) demo_output demo_output_vllm .pytest_cache

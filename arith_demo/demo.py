@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .analysis import line_discrimination, step_auroc, within_problem_ranking
+from .engines import DemoBackend, Engines, backend_overrides, policy_arguments
 from .labeling import (
     balanced_heldout,
     error_kinds,
@@ -54,6 +55,14 @@ class DemoConfig:
     )
     difficulty: str = field(default="medium", metadata={"help": "ArithProblem difficulty (must match the policy's)."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of data and search."})
+    backend: DemoBackend = field(
+        default="auto",
+        metadata={
+            "help": "Engine of the policy sampling, the searches' generator and PRM, and the PRM's evaluation: "
+            "transformers, vllm (the venv of `make env-vllm` on CPU), or auto (vllm where `import vllm` works). "
+            "PRM training always runs in transformers."
+        },
+    )
     train_problems: int = field(default=200, metadata={"help": "Problems whose policy samples train the PRM."})
     samples_per_problem: int = field(default=4, metadata={"help": "Policy samples per training problem."})
     synthetic_problems: int = field(
@@ -214,9 +223,9 @@ def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
     return out / "prm"
 
 
-def evaluate_prm(config: DemoConfig, seed: int, prm_path: Path, out: Path) -> dict[str, Any]:
+def evaluate_prm(config: DemoConfig, seed: int, prm_path: Path, out: Path, engines: Engines) -> dict[str, Any]:
     from eval.config import ProcessBenchArguments, VerifierArguments
-    from eval.evaluate import evaluate_from_args
+    from eval.evaluate import evaluate_from_args, load_eval_verifier
 
     script_args, model_args = parse_recipe_args(
         (ProcessBenchArguments, VerifierArguments),
@@ -226,12 +235,12 @@ def evaluate_prm(config: DemoConfig, seed: int, prm_path: Path, out: Path) -> di
             "output_dir": out / "eval",
             "data_dir": out / "heldout",
             "splits": [SPLIT],
+            **backend_overrides(engines, generator=False),
         },
     )
-    split = evaluate_from_args(script_args, model_args)[SPLIT]  # one process: the results come back here
-    from prm.verifiers import load_verifier
-
-    verifier = load_verifier(str(prm_path), device="cpu")
+    # The same engine scores the held-out split, the same-prefix pairs and, later, the searches.
+    verifier = engines.verifier(str(prm_path), lambda: load_eval_verifier(model_args, device="cpu"))
+    split = evaluate_from_args(script_args, model_args, verifier=verifier)[SPLIT]  # one process: results come back
     heldout = make_problems(500, config.heldout_seed, DIFFICULTIES[config.difficulty])
     line = line_discrimination(verifier, heldout[300:], seed=seed)
     return {
@@ -251,8 +260,12 @@ def search_problems_file(config: DemoConfig, seed: int, out: Path) -> Path:
     return path
 
 
-def run_search(config: DemoConfig, seed: int, method: str, n: int, prm_path: Path, problems: Path, out: Path):
-    """One ``recipes/run_search.py`` run from a fresh folder; returns its pool metrics and results rows."""
+def run_search(
+    config: DemoConfig, seed: int, method: str, n: int, prm_path: Path, problems: Path, out: Path, engines: Engines
+):
+    """One ``recipes/run_search.py`` run from a fresh folder, with the demo's engines; returns its pool metrics and
+    results rows."""
+    from prm.verifiers.arguments import load_prm
     from search.config import DatasetArguments, SearchConfig, SearchScriptArguments
     from search.generators import GeneratorArguments
     from search.runner import search_from_args
@@ -267,13 +280,19 @@ def run_search(config: DemoConfig, seed: int, method: str, n: int, prm_path: Pat
         "dataset_name": problems,
         "generator_model_name_or_path": config.policy_path,
         "temperature": config.temperature,
+        **backend_overrides(engines, generator=True),
     }
     parsed = parse_recipe_args(
         (SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments),
         Path(config.config_dir) / f"{method}.yaml",
         overrides,
     )
-    metrics = search_from_args(*parsed)
+    script_args, generator_args = parsed[0], parsed[3]
+    metrics = search_from_args(
+        *parsed,
+        generator=engines.generator(generator_args),
+        verifier=engines.verifier(str(prm_path), lambda: load_prm(script_args, script_args.prm_trust_remote_code)),
+    )
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
     return metrics, rows
 
@@ -310,7 +329,9 @@ def pool_statistics(rows: list[dict]) -> dict[str, Any]:
     }
 
 
-def search_stages(config: DemoConfig, seed: int, prm_path: Path, out: Path, timer: StageTimer) -> dict[str, Any]:
+def search_stages(
+    config: DemoConfig, seed: int, prm_path: Path, out: Path, timer: StageTimer, engines: Engines
+) -> dict[str, Any]:
     """Best-of-N, beam search and DVTS with the PRM, and the larger policy's samples, on the same problems; with
     every method's per-problem correctness (for paired gains) next to its metrics."""
     from arith_demo.summary import per_problem_correct
@@ -320,7 +341,7 @@ def search_stages(config: DemoConfig, seed: int, prm_path: Path, out: Path, time
     problems = search_problems_file(config, seed, out)
     search: dict[str, Any] = {}
     with timer.stage("search: Best-of-N"):
-        metrics, rows = run_search(config, seed, "best_of_n", config.n, prm_path, problems, out / "best_of_n")
+        metrics, rows = run_search(config, seed, "best_of_n", config.n, prm_path, problems, out / "best_of_n", engines)
         search["best_of_n"] = metrics
         agg = metrics["agg_strategy"]
         per_problem = {"best_of_n": per_problem_correct(rows, grader, agg, sorted(metrics["weighted"]))}
@@ -328,7 +349,9 @@ def search_stages(config: DemoConfig, seed: int, prm_path: Path, out: Path, time
         with timer.stage(f"search: {method}"):
             search[method], per_problem[method] = {}, {}
             for n in config.tree_ns:
-                metrics, tree_rows = run_search(config, seed, method, n, prm_path, problems, out / f"{method}_n{n}")
+                metrics, tree_rows = run_search(
+                    config, seed, method, n, prm_path, problems, out / f"{method}_n{n}", engines
+                )
                 search[method][n] = metrics
                 per_problem[method][n] = per_problem_correct(tree_rows, grader, agg, [n])["weighted"][n]
     result = {"search": search, "per_problem": per_problem, "rows": rows}
@@ -336,7 +359,7 @@ def search_stages(config: DemoConfig, seed: int, prm_path: Path, out: Path, time
         with timer.stage("larger policy: N samples, no search"):
             large = replace(config, policy_path=config.large_policy_path)
             metrics, large_rows = run_search(
-                large, seed, "best_of_n", config.n, prm_path, problems, out / "large_policy"
+                large, seed, "best_of_n", config.n, prm_path, problems, out / "large_policy", engines
             )
             columns = per_problem_correct(large_rows, grader, agg, [config.n])
             result["larger_policy"] = {
@@ -348,14 +371,14 @@ def search_stages(config: DemoConfig, seed: int, prm_path: Path, out: Path, time
     return result
 
 
-def run_seed(config: DemoConfig, seed: int, generator, timer: StageTimer) -> dict[str, Any]:
+def run_seed(config: DemoConfig, seed: int, engines: Engines, timer: StageTimer) -> dict[str, Any]:
     out = Path(config.output_dir) / f"seed_{seed}"
-    data = make_data(config, seed, generator, out, timer)
+    data = make_data(config, seed, engines.generator(policy_arguments(config.policy_path, engines)), out, timer)
     with timer.stage("train PRM (recipes/train_prm.py)"):
         prm_path = train_prm(config, seed, out)
     with timer.stage("evaluate PRM (recipes/eval_prm.py)"):
-        prm = evaluate_prm(config, seed, prm_path, out)
-    searched = search_stages(config, seed, prm_path, out, timer)
+        prm = evaluate_prm(config, seed, prm_path, out, engines)
+    searched = search_stages(config, seed, prm_path, out, timer, engines)
     pool = pool_statistics(searched.pop("rows"))
     prm.update(ranking=pool["ranking"], ranking_pairs=pool["ranking_pairs"], step_auroc=pool["step_auroc"])
     result = {

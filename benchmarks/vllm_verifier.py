@@ -56,36 +56,46 @@ def build_prm(folder: Path, layers: int, hidden: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_data = Path(os.environ.get("PRMKIT_SHARED_DATA", REPO.parent / "shared" / "data")) / "processbench"
-    if not default_data.is_dir():
-        default_data = REPO / "data" / "processbench"  # the shipped slices (540 solutions)
-    parser.add_argument("--data", default=str(default_data))
+    parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--limit", type=int, default=None, help="Solutions per split (default: all).")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--output", default=None, help="Also write the figures to this JSON file.")
     args = parser.parse_args()
+    figures = compare_backends(args.data, args.limit, args.layers, args.hidden)
+    if args.output:
+        Path(args.output).write_text(json.dumps(figures, indent=2))
 
+
+def default_data_dir() -> Path:
+    """``$PRMKIT_SHARED_DATA/processbench`` (default ``../shared/data``), else the shipped slices (540 solutions)."""
+    data = Path(os.environ.get("PRMKIT_SHARED_DATA", REPO.parent / "shared" / "data")) / "processbench"
+    return data if data.is_dir() else REPO / "data" / "processbench"
+
+
+def compare_backends(data: str, limit: int | None = None, layers: int = 2, hidden: int = 128) -> dict:
+    """Score every split with both backends; print and return agreement and solutions/s."""
     from eval.processbench import SPLITS, load_processbench_split, predict_first_error
     from prm.verifiers import load_verifier
 
-    print(f"ProcessBench from {args.data}", flush=True)
+    print(f"ProcessBench from {data}", flush=True)
     figures: dict = {"splits": {}}
     with tempfile.TemporaryDirectory(prefix="prmkit-vllm-verifier-") as tmp:
-        path = build_prm(Path(tmp) / "prm", args.layers, args.hidden)
+        path = build_prm(Path(tmp) / "prm", layers, hidden)
         verifiers = {
             "transformers": load_verifier(path, "token-cls"),
             "vllm": load_verifier(path, "token-cls", backend="vllm"),
         }
-        seconds = dict.fromkeys(verifiers, 0.0)
+        seconds, cpu = dict.fromkeys(verifiers, 0.0), dict.fromkeys(verifiers, 0.0)
         for split in SPLITS:
-            rows = load_processbench_split(split, data_dir=args.data, limit=args.limit)
+            rows = load_processbench_split(split, data_dir=data, limit=limit)
             problems, steps = [r["problem"] for r in rows], [r["steps"] for r in rows]
             results = {}
             for name, verifier in verifiers.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 results[name] = verifier.score_with_info(problems, steps)
                 seconds[name] += time.perf_counter() - start
+                cpu[name] += time.process_time() - start_cpu
             pairs = list(zip(results["transformers"], results["vllm"]))
             agree = {
                 str(t): sum(
@@ -104,13 +114,16 @@ def main() -> None:
     total = sum(s["solutions"] for s in figures["splits"].values())
     rates = {name: total / s for name, s in seconds.items()}
     figures["solutions_per_s"] = rates
+    figures["seconds"] = {"wall": seconds, "cpu": cpu}
     print(
         f"solutions/s: transformers {rates['transformers']:.1f}  vllm {rates['vllm']:.1f}  "
-        f"ratio vllm/transformers {rates['vllm'] / rates['transformers']:.2f}"
+        f"ratio vllm/transformers {rates['vllm'] / rates['transformers']:.2f}  "
+        f"(CPU s of this process: transformers {cpu['transformers']:.1f}, vllm {cpu['vllm']:.1f})"
     )
-    if args.output:
-        Path(args.output).write_text(json.dumps(figures, indent=2))
+    return figures
 
 
 if __name__ == "__main__":
+    # The engine runs in this process, so that CPU time counts it and start-up skips re-importing torch and vLLM.
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     main()

@@ -7,12 +7,13 @@ from typing import Any
 from eval.processbench import distributed_state, load_processbench, run_processbench
 
 
-def evaluate_from_args(script_args, model_args) -> dict[str, Any] | None:
+def evaluate_from_args(script_args, model_args, verifier=None) -> dict[str, Any] | None:
     """Load the verifier that ``model_args`` (``eval.config.VerifierArguments``) describes, run ProcessBench with
     ``script_args`` (``eval.config.ProcessBenchArguments``) and report to W&B when asked, as ``recipes/eval_prm.py``
-    does; None off the main process."""
+    does; None off the main process. ``verifier``, when given, is used instead of loading one (a caller that also
+    searches with the PRM builds its engine once: :func:`load_eval_verifier`)."""
     from eval.tracking import report_processbench
-    from prm.verifiers import load_verifier, resolve_verifier_type
+    from prm.verifiers import resolve_verifier_type
 
     state = distributed_state()
     # The data first: a malformed file fails in seconds, before any model is loaded.
@@ -20,16 +21,8 @@ def evaluate_from_args(script_args, model_args) -> dict[str, Any] | None:
         script_args.splits, script_args.data_dir, script_args.dataset_name, script_args.limit
     )
     verifier_type = resolve_verifier_type(model_args.model_name_or_path, model_args.verifier_type)
-    verifier = load_verifier(
-        model_args.model_name_or_path,
-        verifier_type,
-        device=state.device,
-        dtype=model_args.dtype,
-        trust_remote_code=model_args.trust_remote_code,
-        backend=model_args.verifier_backend,
-        engine_kwargs=model_args.verifier_vllm_kwargs,
-        **verifier_options(model_args, verifier_type),
-    )
+    if verifier is None:
+        verifier = load_eval_verifier(model_args, device=state.device)
     results = run_processbench(
         verifier,
         script_args.output_dir,
@@ -53,6 +46,23 @@ def evaluate_from_args(script_args, model_args) -> dict[str, Any] | None:
     )
     report_processbench(results, script_args.output_dir, script_args.report_to, script_args.run_name)
     return results
+
+
+def load_eval_verifier(model_args, device=None):
+    """The verifier ``model_args`` (``eval.config.VerifierArguments``) describes, on ``device``."""
+    from prm.verifiers import load_verifier, resolve_verifier_type
+
+    verifier_type = resolve_verifier_type(model_args.model_name_or_path, model_args.verifier_type)
+    return load_verifier(
+        model_args.model_name_or_path,
+        verifier_type,
+        device=device,
+        dtype=model_args.dtype,
+        trust_remote_code=model_args.trust_remote_code,
+        backend=model_args.verifier_backend,
+        engine_kwargs=model_args.verifier_vllm_kwargs,
+        **verifier_options(model_args, verifier_type),
+    )
 
 
 def verifier_options(model_args, verifier_type: str) -> dict[str, Any]:

@@ -199,17 +199,26 @@ def search_from_args(
     search_args: SearchConfig,
     data_args: DatasetArguments,
     generator_args: GeneratorArguments,
+    *,
+    generator=None,
+    verifier=None,
 ) -> dict[str, Any] | None:
     """Search (or merge shards), grade and report to W&B when asked, as ``recipes/run_search.py`` does; the pool
-    metrics, or None with ``skip_metrics``."""
+    metrics, or None with ``skip_metrics``.
+
+    ``generator`` and ``verifier``, when given, are used instead of loading the ones the arguments name (a caller
+    that runs many searches with the same models builds each engine once); the arguments are still recorded.
+    """
     if script_args.merge:
         merge_results(script_args.merge, Path(script_args.output_dir) / RESULTS_FILE)
     else:
         if not script_args.prm_path:
             raise ValueError("--prm_path is required")
         problems = load_problems(data_args)
-        verifier = load_prm(script_args, script_args.prm_trust_remote_code)
-        generator = load_generator_from_args(generator_args)
+        if verifier is None:
+            verifier = load_prm(script_args, script_args.prm_trust_remote_code)
+        if generator is None:
+            generator = load_generator_from_args(generator_args)
         write_settings(
             script_args.output_dir,
             search=search_args,

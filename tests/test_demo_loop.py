@@ -20,10 +20,9 @@ pytestmark = pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), r
 @pytest.mark.slow
 def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_path):
     from arith_demo.demo import DemoConfig, StageTimer, run_seed
-    from arith_demo.policy import load_policy
+    from arith_demo.engines import Engines
     from arith_demo.report import markdown_report, scaling_plot
     from arith_demo.summary import summary_block
-    from search.generators.transformers_backend import TransformersGenerator
 
     config = DemoConfig(
         output_dir=str(tmp_path),
@@ -40,10 +39,8 @@ def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_p
         # The PRM learns to check lines after ~600-900 steps (before that it scores right and wrong lines alike).
         prm_max_steps=1000,
     )
-    model, tokenizer = load_policy(config.policy_path)
-    generator = TransformersGenerator(model=model, tokenizer=tokenizer, device="cpu", max_batch_size=1024)
     timer = StageTimer()
-    result = run_seed(config, 0, generator, timer)
+    result = run_seed(config, 0, Engines("transformers"), timer)
 
     prm = result["prm"]
     # Held-out steps of real policy samples: the PRM ranks right steps above wrong ones.
@@ -120,3 +117,15 @@ def test_mc_label_option_trains_the_prm_on_monte_carlo_labels_of_every_policy_sa
         assert all(0.0 <= v <= 1.0 for row in rows for v in row["labels"])
         train_prm(replace(config, prm_labels=labels), 0, tmp_path)
         assert Path(seen["args"].dataset_name) == tmp_path / labels
+
+
+def test_backend_auto_is_vllm_only_where_vllm_imports(monkeypatch):
+    import sys
+
+    from arith_demo.engines import resolve_backend
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` raises ImportError, as in .venv
+    assert resolve_backend("auto") == "transformers"
+    assert resolve_backend("vllm") == "vllm"  # asked for explicitly: the engine itself says what is missing
+    with pytest.raises(ValueError, match="backend must be auto, transformers or vllm"):
+        resolve_backend("tensorrt")
