@@ -24,6 +24,7 @@ from .labeling import (
     error_kinds,
     label_solution,
     line_check_rows,
+    mc_label_solutions,
     measured_mix,
     processbench_records,
     sample_labeled_solutions,
@@ -146,7 +147,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageTimer) -> dict[str, Any]:
     """Policy samples with exact labels + synthetic contrastive pairs (training), MC labels (agreement), and the
     held-out ProcessBench-layout split."""
-    from search.mc_labeling import MCLabelingConfig, mc_label
+    from search.mc_labeling import MCLabelingConfig
 
     difficulty = DIFFICULTIES[config.difficulty]
     heldout = make_problems(500, config.heldout_seed, difficulty)
@@ -161,15 +162,10 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
     kinds = error_kinds(samples)
     with timer.stage("Monte-Carlo labels"):
         mc_set = samples if config.prm_labels != "exact" else samples[: config.mc_solutions]
-        mc = mc_label(
-            generator,
-            [s.problem.text for s in mc_set],
-            [s.steps for s in mc_set],
-            [s.problem.answer for s in mc_set],
-            lambda text, answer: extract_answer(text) == answer,
-            MCLabelingConfig(num_rollouts=config.mc_rollouts, temperature=config.temperature, max_new_tokens=64),
-            exact_labels=[s.labels for s in mc_set],
+        mc_config = MCLabelingConfig(
+            num_rollouts=config.mc_rollouts, temperature=config.temperature, max_new_tokens=64
         )
+        mc = mc_label_solutions(generator, mc_set, mc_config)
         write_jsonl(out / "mc-hard" / "train.jsonl", mc.hard_rows)
         write_jsonl(out / "mc-soft" / "train.jsonl", mc.soft_rows)
     with timer.stage("synthetic solutions with wrong lines"):

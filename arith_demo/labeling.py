@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from prm.data import split_steps
 from search.generators.base import Generator, SamplingConfig
+from search.mc_labeling import MCLabelingConfig, MCLabelingResult, mc_label
 
 from .corruptions import CorruptionMix, classify_error, corrupt_lines
-from .world import SEPARATOR, ArithProblem, first_error, step_validity
+from .world import SEPARATOR, ArithProblem, extract_answer, first_error, step_validity
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,23 @@ def sample_labeled_solutions(
     if empty:
         logger.warning("%d of %d sampled solutions had no step and were dropped", empty, len(problems) * n)
     return out
+
+
+def mc_label_solutions(
+    generator: Generator, solutions: list[LabeledSolution], config: MCLabelingConfig, show_progress: bool = True
+) -> MCLabelingResult:
+    """Monte-Carlo labels of ``solutions`` (a rollout counts when its boxed answer is the problem's), with their
+    agreement with the exact labels."""
+    return mc_label(
+        generator,
+        [s.problem.text for s in solutions],
+        [s.steps for s in solutions],
+        [s.problem.answer for s in solutions],
+        lambda text, answer: extract_answer(text) == answer,
+        config,
+        exact_labels=[s.labels for s in solutions],
+        show_progress=show_progress,
+    )
 
 
 def measured_mix(

@@ -115,25 +115,17 @@ def test_config_rejects_zero_rollouts():
 
 @pytest.mark.skipif(not (SHIPPED_POLICY / "model.safetensors").is_file(), reason="shipped policy not built")
 def test_mc_labels_of_the_real_policy_agree_with_exact_labels():
-    from arith_demo.labeling import sample_labeled_solutions
+    from arith_demo.labeling import mc_label_solutions, sample_labeled_solutions
     from arith_demo.policy import load_policy
-    from arith_demo.world import DIFFICULTIES, extract_answer, make_problems
+    from arith_demo.world import DIFFICULTIES, make_problems
     from search.generators.transformers_backend import TransformersGenerator
 
     model, tokenizer = load_policy(SHIPPED_POLICY)
     generator = TransformersGenerator(model=model, tokenizer=tokenizer, device="cpu", max_batch_size=256)
     problems = make_problems(24, seed=777, difficulty=DIFFICULTIES["medium"])
     samples = sample_labeled_solutions(generator, problems, n=2, temperature=1.0, seed=0)
-    result = mc_label(
-        generator,
-        [s.problem.text for s in samples],
-        [s.steps for s in samples],
-        [s.problem.answer for s in samples],
-        lambda text, answer: extract_answer(text) == answer,
-        MCLabelingConfig(num_rollouts=4, max_new_tokens=64, batch_prefixes=128),
-        exact_labels=[s.labels for s in samples],
-        show_progress=False,
-    )
+    config = MCLabelingConfig(num_rollouts=4, max_new_tokens=64, batch_prefixes=128)
+    result = mc_label_solutions(generator, samples, config, show_progress=False)
     # A wrong step can never be completed to the right answer except by a compensating mistake, and right steps
     # are mostly completed right by a policy that is right most of the time: agreement is high but not perfect.
     assert result.agreement["step_agreement"] > 0.8
