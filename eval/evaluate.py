@@ -22,7 +22,7 @@ def evaluate_from_args(script_args, model_args, verifier=None) -> dict[str, Any]
     )
     verifier_type = resolve_verifier_type(model_args.model_name_or_path, model_args.verifier_type)
     if verifier is None:
-        verifier = load_eval_verifier(model_args, device=state.device)
+        verifier = load_eval_verifier(model_args, device=state.device, verifier_type=verifier_type)
     results = run_processbench(
         verifier,
         script_args.output_dir,
@@ -48,11 +48,13 @@ def evaluate_from_args(script_args, model_args, verifier=None) -> dict[str, Any]
     return results
 
 
-def load_eval_verifier(model_args, device=None):
-    """The verifier ``model_args`` (``eval.config.VerifierArguments``) describes, on ``device``."""
+def load_eval_verifier(model_args, device=None, verifier_type: str | None = None):
+    """The verifier ``model_args`` (``eval.config.VerifierArguments``) describes, on ``device``; ``verifier_type``:
+    the type already resolved from the checkpoint (resolved here when None)."""
     from prm.verifiers import load_verifier, resolve_verifier_type
 
-    verifier_type = resolve_verifier_type(model_args.model_name_or_path, model_args.verifier_type)
+    if verifier_type is None:
+        verifier_type = resolve_verifier_type(model_args.model_name_or_path, model_args.verifier_type)
     return load_verifier(
         model_args.model_name_or_path,
         verifier_type,
