@@ -1,5 +1,5 @@
-"""Corruptions: the kinds of mistakes a small policy makes (wrong last digit, off by one, a carry, a copied value, a
-wrong operand, a wrong final answer), applied to a problem's solution the way a policy makes them: the wrong value
+"""Corruptions: the kinds of mistakes a small policy makes (wrong last digit, off by one, a carry, a near miss, a copied
+value, a wrong operand, a wrong final answer), applied to a problem's solution the way a policy makes them: the wrong value
 is carried forward and every later line is locally right."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Literal
 
 from .world import BOXED_RE, LINE_RE, ArithProblem, apply_op, first_error
 
-CorruptionKind = Literal["last_digit", "off_by_one", "carry", "copy", "operand", "boxed"]
+CorruptionKind = Literal["last_digit", "off_by_one", "carry", "near_miss", "copy", "operand", "boxed"]
 
 
 def _wrong_last_digit(c: int, rng: random.Random) -> int:
@@ -30,7 +30,18 @@ def _carry_error(c: int, rng: random.Random) -> int:
     return c + rng.choice([-1, 1]) * place
 
 
-_WRONG_RESULT = {"last_digit": _wrong_last_digit, "off_by_one": _off_by_one, "carry": _carry_error}
+def _near_miss(c: int, rng: random.Random) -> int:
+    # 2-9 away across a tens boundary (13 * 4 = 49): the policy's commonest mistake that none of the kinds above is.
+    misses = [c + d for d in (*range(-9, -1), *range(2, 10)) if c + d >= 0 and (c + d) // 10 != c // 10]
+    return rng.choice(misses or [c + d for d in range(2, 10)])
+
+
+_WRONG_RESULT = {
+    "last_digit": _wrong_last_digit,
+    "off_by_one": _off_by_one,
+    "carry": _carry_error,
+    "near_miss": _near_miss,
+}
 
 
 def _line(value: int, op: str, b: int, kind: str | None, rng: random.Random) -> tuple[int, int, int]:
@@ -57,6 +68,7 @@ class CorruptionMix:
             "last_digit": 0.4,
             "off_by_one": 0.25,
             "carry": 0.2,
+            "near_miss": 0.15,
             "copy": 0.05,
             "operand": 0.05,
             "boxed": 0.05,
@@ -115,6 +127,8 @@ def classify_error(problem: ArithProblem, steps: list[str]) -> str | None:
         return "last_digit"
     if c % 10 == true % 10 and abs(c - true) in {10**p for p in range(1, 4)}:
         return "carry"
+    if abs(c - true) < 10:
+        return "near_miss"
     return "other"
 
 

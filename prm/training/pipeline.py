@@ -12,6 +12,7 @@ from prm.data import load_tokenizer as load_saved_tokenizer
 from prm.data.converters import LayoutOrAuto
 
 from .config import PRMConfig
+from .layers import freeze_bottom_layers, grow_config
 from .trainer import PRMTrainer
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,20 @@ class PRMScriptArguments:
             "of loading model_name_or_path (tiny CPU runs). Its vocab_size is raised to the tokenizer's if smaller."
         },
     )
+    add_layers: int = field(
+        default=0,
+        metadata={
+            "help": "Append N freshly initialised decoder layers on top of model_name_or_path, e.g. a verifier's own "
+            "layers above a frozen policy (prm.training.layers)."
+        },
+    )
+    freeze_layers: int = field(
+        default=0,
+        metadata={
+            "help": "Freeze the input embeddings and the first N decoder layers (0: train everything). With "
+            "add_layers, N = the pretrained depth trains only the new layers and the head, and backward stops there."
+        },
+    )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow model/tokenizer code from the hub repository to run (off by default)."}
     )
@@ -69,6 +84,9 @@ class PRMScriptArguments:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
+        for name in ("add_layers", "freeze_layers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
 
 def given(value: str | None) -> str | None:
@@ -112,7 +130,8 @@ def load_tokenizer(script_args: PRMScriptArguments, model_args):
 
 
 def build_model(script_args: PRMScriptArguments, model_args, training_args: PRMConfig, tokenizer):
-    """A 2-label ``AutoModelForTokenClassification``: pretrained, or freshly initialised from a config file."""
+    """A 2-label ``AutoModelForTokenClassification``: pretrained (optionally grown by ``add_layers`` and partly
+    frozen by ``freeze_layers``), or freshly initialised from a config file."""
     import torch
     from transformers import AutoConfig, AutoModelForTokenClassification, set_seed
 
@@ -122,8 +141,8 @@ def build_model(script_args: PRMScriptArguments, model_args, training_args: PRMC
         dtype = getattr(torch, dtype)
     common = {"attn_implementation": model_args.attn_implementation}
     common = {k: v for k, v in common.items() if v is not None}
-    # Seeded here: Trainer seeds only after the model exists, and the new weights (a fresh model, or the score head
-    # of a pretrained one) must be reproducible.
+    # Seeded here: Trainer seeds only after the model exists, and the new weights (a fresh model, the score head
+    # and any added layers of a pretrained one) must be reproducible.
     set_seed(training_args.seed)
     init_from_config = given(script_args.init_from_config)
     if init_from_config and model_args.model_name_or_path:
@@ -132,6 +151,8 @@ def build_model(script_args: PRMScriptArguments, model_args, training_args: PRMC
             "are set; pass --init_from_config none to load the pretrained model"
         )
     if init_from_config:
+        if script_args.add_layers:
+            raise ValueError("add_layers grows a pretrained model; with init_from_config set the config's depth")
         config = AutoConfig.from_pretrained(init_from_config, **label_kwargs)
         config.vocab_size = max(config.vocab_size, len(tokenizer))
         config.pad_token_id = tokenizer.pad_token_id
@@ -140,18 +161,27 @@ def build_model(script_args: PRMScriptArguments, model_args, training_args: PRMC
     else:
         if model_args.model_name_or_path is None:
             raise ValueError("Set model_name_or_path (or init_from_config for a randomly initialised model)")
+        source = {"revision": model_args.model_revision, "trust_remote_code": script_args.trust_remote_code}
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path, **source, **label_kwargs)
+        grow_config(config, script_args.add_layers)
         model = AutoModelForTokenClassification.from_pretrained(
-            model_args.model_name_or_path,
-            revision=model_args.model_revision,
-            trust_remote_code=script_args.trust_remote_code,
-            dtype=dtype,
-            use_safetensors=True,
-            **label_kwargs,
-            **common,
+            model_args.model_name_or_path, config=config, dtype=dtype, use_safetensors=True, **source, **common
         )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if script_args.freeze_layers:
+        check_freezable(model_args, training_args)
+        freeze_bottom_layers(model, script_args.freeze_layers)
     return model
+
+
+def check_freezable(model_args, training_args: PRMConfig) -> None:
+    if model_args.use_peft:
+        raise ValueError("freeze_layers and use_peft both set: LoRA already freezes the base model")
+    kwargs = training_args.gradient_checkpointing_kwargs or {}
+    if training_args.gradient_checkpointing and kwargs.get("use_reentrant", False):
+        # Reentrant checkpointing gives no gradients to a block whose inputs need none, as above frozen layers.
+        raise ValueError("freeze_layers needs gradient_checkpointing_kwargs use_reentrant false")
 
 
 def lora_config(model_args):
