@@ -72,6 +72,13 @@ class DemoConfig:
     line_error_rate: float = field(
         default=0.35, metadata={"help": "Chance that each line of a synthetic solution is wrong (kind: measured)."}
     )
+    policy_sample_copies: int = field(
+        default=10,
+        metadata={
+            "help": "Copies of each policy sample among the PRM's training rows (800 samples against 30,000 "
+            "synthetic solutions would otherwise be 2.6% of them)."
+        },
+    )
     default_mix_weight: float = field(
         default=0.0,
         metadata={
@@ -172,7 +179,9 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
         if config.prm_labels == "exact":
             synth_problems = make_problems(config.synthetic_problems, 30_000 + seed, difficulty, exclude=exclude)
             mix = measured_mix(samples, default_weight=config.default_mix_weight)
-            rows = line_check_rows(samples, synth_problems, seed, config.line_error_rate, mix)
+            rows = line_check_rows(
+                samples, synth_problems, seed, config.line_error_rate, mix, config.policy_sample_copies
+            )
             write_jsonl(out / "prm_data" / "train.jsonl", rows)
         else:
             rows = mc.hard_rows

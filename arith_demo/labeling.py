@@ -110,7 +110,12 @@ def error_kinds(solutions: list[LabeledSolution]) -> Counter:
 
 
 def line_check_rows(
-    solutions: list[LabeledSolution], problems: list[ArithProblem], seed: int, error_rate: float, mix: CorruptionMix
+    solutions: list[LabeledSolution],
+    problems: list[ArithProblem],
+    seed: int,
+    error_rate: float,
+    mix: CorruptionMix,
+    sample_copies: int = 1,
 ) -> list[dict]:
     """Training rows for a PRM that checks lines: each line labelled by whether it is locally right
     (:func:`~arith_demo.world.step_validity`), on policy samples and on solutions of ``problems`` in which every
@@ -118,13 +123,14 @@ def line_check_rows(
 
     After the first error these labels differ from ProcessBench's (a line that carries a wrong value forward
     correctly is locally right); the first wrong line is the same, and so is a solution's score under ``min``
-    aggregation, which is what evaluation and search read.
+    aggregation, which is what evaluation and search read. Each policy sample appears ``sample_copies`` times, so
+    that the policy's own mistakes are not drowned by the synthetic ones.
     """
     rng = random.Random(seed)
     rows = [
         {"prompt": s.problem.text, "completions": s.steps, "labels": step_validity(s.problem, s.steps)}
         for s in solutions
-    ]
+    ] * sample_copies
     for problem in problems:
         steps = corrupt_lines(problem, rng, error_rate, mix)
         rows.append({"prompt": problem.text, "completions": steps, "labels": step_validity(problem, steps)})

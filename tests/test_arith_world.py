@@ -157,6 +157,19 @@ def test_line_check_rows_label_each_line_by_its_own_arithmetic():
     assert any(r["labels"][0] is False and False in r["labels"][1:-1] for r in rows)
 
 
+def test_line_check_rows_repeat_each_policy_sample_as_asked():
+    from arith_demo.labeling import line_check_rows
+
+    problems = make_problems(20, seed=4, difficulty=DIFFICULTIES["medium"])
+    wrong = ["7 + 5 = 13", "13 * 3 = 39", "\\boxed{39}"]
+    samples = [LabeledSolution(p, p.gold_steps(), -1, "policy") for p in problems[:5]]
+    samples.append(LabeledSolution(parse_problem("Start with 7. Add 5. Multiply by 3."), wrong, 0, "policy"))
+    rows = line_check_rows(samples, problems[5:], seed=0, error_rate=0.35, mix=CorruptionMix(), sample_copies=3)
+    assert len(rows) == 3 * len(samples) + len(problems[5:])
+    copies = [r for r in rows if r["completions"] == wrong]
+    assert len(copies) == 3 and all(r["labels"] == [False, True, True] for r in copies)
+
+
 def test_measured_mix_follows_the_policys_mistakes_and_blends_in_the_default_mix():
     from arith_demo.corruptions import CorruptionMix
     from arith_demo.labeling import LabeledSolution, measured_mix
