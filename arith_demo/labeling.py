@@ -94,8 +94,7 @@ def measured_mix(
     """The corruption mix that matches the first errors of real samples (``other`` errors are not reproduced),
     blended with ``default_weight`` of the default mix, so that kinds the policy rarely makes are still learned."""
     counts = error_kinds(solutions)
-    default = CorruptionMix().weights
-    kinds = {k: w / sum(default.values()) for k, w in default.items()}
+    kinds = CorruptionMix().weights
     total = sum(counts.get(k, 0) for k in kinds)
     if total == 0:
         return CorruptionMix()
