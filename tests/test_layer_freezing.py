@@ -13,7 +13,7 @@ from trl import ModelConfig
 from prm.testing import tiny_qwen2_config
 from prm.training import PRMConfig
 from prm.training.pipeline import PRMScriptArguments, build_model, train_from_args
-from tests.test_training import learnable_rows, step_scores
+from tests.test_training import learnable_rows, make_args, step_scores
 
 DEPTH = 2
 
@@ -30,25 +30,6 @@ def policy_dir(tmp_path_factory, tiny_tokenizer_dir) -> str:
     return str(path)
 
 
-def args(tmp_path, **overrides) -> PRMConfig:
-    values = {
-        "output_dir": str(tmp_path / "prm"),
-        "per_device_train_batch_size": 8,
-        "learning_rate": 3e-3,
-        "max_steps": 60,
-        "logging_steps": 10,
-        "save_strategy": "no",
-        "report_to": "none",
-        "use_cpu": True,
-        "seed": 0,
-        "lr_scheduler_type": "constant",
-        "dataloader_num_workers": 0,
-        "disable_tqdm": True,
-    }
-    values.update(overrides)
-    return PRMConfig(**values)
-
-
 def test_grown_model_keeps_the_pretrained_layers_and_trains_only_above_the_frozen_ones(tmp_path, policy_dir):
     data = tmp_path / "data"
     data.mkdir()
@@ -57,9 +38,9 @@ def test_grown_model_keeps_the_pretrained_layers_and_trains_only_above_the_froze
     model_args = ModelConfig(model_name_or_path=policy_dir)
     pretrained = load_file(f"{policy_dir}/model.safetensors")
 
-    trainer = train_from_args(script_args, args(tmp_path), model_args)
+    trainer = train_from_args(script_args, make_args(tmp_path, max_steps=60, logging_steps=10), model_args)
 
-    saved = load_file(tmp_path / "prm" / "model.safetensors")
+    saved = load_file(tmp_path / "out" / "model.safetensors")
     frozen = [n for n in pretrained if n.startswith(("model.embed_tokens.", "model.layers."))]
     assert len(frozen) > DEPTH
     for name in frozen:
@@ -67,11 +48,11 @@ def test_grown_model_keeps_the_pretrained_layers_and_trains_only_above_the_froze
     new_layers = tuple(f"model.layers.{i}." for i in range(DEPTH, DEPTH + 2))
     trained = [n for n in saved if n.startswith(new_layers)]
     assert len(trained) == 2 * len([n for n in pretrained if n.startswith("model.layers.0.")])
-    fresh = build_model(script_args, model_args, args(tmp_path), trainer.processing_class)
+    fresh = build_model(script_args, model_args, make_args(tmp_path), trainer.processing_class)
     assert any(not torch.equal(saved[n], fresh.state_dict()[n]) for n in trained)
 
     # The saved verifier reloads as a plain 4-layer token classifier that checks steps it has not seen.
-    reloaded = AutoModelForTokenClassification.from_pretrained(tmp_path / "prm")
+    reloaded = AutoModelForTokenClassification.from_pretrained(tmp_path / "out")
     assert reloaded.config.num_hidden_layers == DEPTH + 2
     rows = learnable_rows(64, seed=2)
     scores = step_scores(reloaded, trainer.processing_class, rows)
