@@ -1,6 +1,6 @@
-"""Corruptions: the kinds of mistakes a small policy makes (wrong last digit, off by one, a carry, a near miss, a copied
-value, a wrong operand, a wrong final answer), applied to a problem's solution the way a policy makes them: the wrong value
-is carried forward and every later line is locally right."""
+"""Corruptions: the kinds of mistakes a small policy makes (wrong last digit, off by one, a carry, a near miss, a
+copied value, a wrong operand, a wrong final answer), applied to a problem's solution the way a policy makes them:
+the wrong value is carried forward and every later line is locally right."""
 
 from __future__ import annotations
 
