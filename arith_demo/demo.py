@@ -240,7 +240,7 @@ def evaluate_prm(config: DemoConfig, seed: int, prm_path: Path, out: Path, engin
             "output_dir": out / "eval",
             "data_dir": out / "heldout",
             "splits": [SPLIT],
-            **backend_overrides(engines, generator=False),
+            **backend_overrides(engines, prm_path, generator=False),
         },
     )
     # The same engine scores the held-out split, the same-prefix pairs and, later, the searches.
@@ -285,7 +285,7 @@ def run_search(
         "dataset_name": problems,
         "generator_model_name_or_path": config.policy_path,
         "temperature": config.temperature,
-        **backend_overrides(engines, generator=True),
+        **backend_overrides(engines, prm_path, generator=True),
     }
     parsed = parse_recipe_args(
         (SearchScriptArguments, SearchConfig, DatasetArguments, GeneratorArguments),

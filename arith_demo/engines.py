@@ -19,6 +19,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from prm.step_likelihood import read_step_likelihood_weight
+
 if TYPE_CHECKING:
     from prm.verifiers import Verifier
     from search.generators import Generator, GeneratorArguments
@@ -81,7 +83,7 @@ class Engines:
     def _get(self, kind: str, path: str, build: Callable[[], object]):
         key = (kind, path)
         if key not in self._built:
-            logger.info("Building the %s %s of %s", self.backend, kind, path)
+            logger.info("Building the %s of %s", kind, path)
             self._built[key] = build()
         return self._built[key]
 
@@ -104,13 +106,21 @@ def policy_arguments(policy_path: str, engines: Engines) -> GeneratorArguments:
     )
 
 
-def backend_overrides(engines: Engines, generator: bool) -> dict[str, Any]:
-    """Command-line style overrides that put a recipe's PRM (and generator) on the demo's engine."""
-    overrides: dict[str, Any] = {"verifier_backend": engines.backend}
+def verifier_backend(engines: Engines, prm_path) -> EngineBackend:
+    """The demo's engine, except for a PRM that adds its step likelihood (``step_likelihood_weight``): vLLM's
+    token-classification pooling returns the classifier's logits only, so such a PRM is scored with transformers."""
+    if engines.backend == "vllm" and read_step_likelihood_weight(prm_path) is not None:
+        return "transformers"
+    return engines.backend
+
+
+def backend_overrides(engines: Engines, prm_path, generator: bool) -> dict[str, Any]:
+    """Command-line style overrides that put a recipe's PRM (and generator) on the demo's engines."""
+    overrides: dict[str, Any] = {"verifier_backend": verifier_backend(engines, prm_path)}
+    if engines.vllm_kwargs and overrides["verifier_backend"] == "vllm":
+        overrides["verifier_vllm_kwargs"] = json.dumps(engines.vllm_kwargs)
     if generator:
         overrides["generator_backend"] = engines.backend
-    if engines.vllm_kwargs:
-        overrides["verifier_vllm_kwargs"] = json.dumps(engines.vllm_kwargs)
-        if generator:
+        if engines.vllm_kwargs:
             overrides["generator_vllm_kwargs"] = json.dumps(engines.vllm_kwargs)
     return overrides

@@ -40,8 +40,7 @@ def tiny_qwen2_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
-        tie_word_embeddings=False,
-        **kwargs,
+        **{"tie_word_embeddings": False, **kwargs},
     )
 
 

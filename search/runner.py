@@ -92,7 +92,8 @@ def make_scorer(verifier, config: SearchConfig):
         from prm.verifiers.prefix_cache import PrefixCachedScorer
         from prm.verifiers.token_cls import TokenClassificationVerifier
 
-        if isinstance(verifier, TokenClassificationVerifier) and base_and_head(verifier.model) is not None:
+        cacheable = isinstance(verifier, TokenClassificationVerifier) and verifier.step_likelihood_weight is None
+        if cacheable and base_and_head(verifier.model) is not None:
             return PrefixCachedScorer.from_verifier(verifier)
         logger.info("%s has no prefix cache: every beam is re-scored in full", type(verifier).__name__)
     return FullScorer(verifier)

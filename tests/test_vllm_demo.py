@@ -1,5 +1,7 @@
-"""The demo on vLLM engines: ``DemoConfig.backend`` reaches the policy sampling, the PRM's evaluation and every
-search run, and each model's engine is built once for all of them (a scaled-down seed on the shipped policies).
+"""The demo on vLLM engines: ``DemoConfig.backend`` reaches the policy sampling and every search run's generator,
+and each model's engine is built once for all of them (a scaled-down seed on the shipped policies). The demo's PRM
+adds its own step likelihood to each score (``recipes/arith/prm.yaml``), which vLLM's pooling does not return, so
+it is scored with transformers in every stage (the vLLM verifier itself: ``tests/test_vllm_verifier.py``).
 
 Runs in the vLLM venv (``make env-vllm``); skipped where vLLM is not installed.
 """
@@ -23,7 +25,7 @@ def test_demo_backend_reaches_sampling_evaluation_and_every_search(tmp_path):
 
     from arith_demo.demo import DemoConfig, StageTimer, run_seed
     from arith_demo.engines import Engines, resolve_backend
-    from prm.verifiers.vllm_backend import VLLMVerifier
+    from prm.verifiers import TokenClassificationVerifier
     from search.generators.vllm_backend import VLLMGenerator
 
     config = DemoConfig(
@@ -56,14 +58,15 @@ def test_demo_backend_reaches_sampling_evaluation_and_every_search(tmp_path):
     # One engine per model, whatever the number of stages and runs that used it.
     assert set(built) == {("generator", str(POLICY)), ("verifier", prm)}
     assert isinstance(built[("generator", str(POLICY))], VLLMGenerator)
-    assert isinstance(built[("verifier", prm)], VLLMVerifier)
+    assert isinstance(built[("verifier", prm)], TokenClassificationVerifier)
+    assert built[("verifier", prm)].step_likelihood_weight is not None
 
     evaluation = json.loads((out / "eval" / "processbench" / "results.json").read_text())
-    assert evaluation["settings"]["verifier_backend"] == "vllm"
+    assert evaluation["settings"]["verifier_backend"] == "transformers"
     for run in ["best_of_n", "beam_search_n4", "dvts_n4"]:
         settings = json.loads((out / run / "search_config.json").read_text())
         assert settings["generator"]["generator_backend"] == "vllm", run
-        assert settings["verifier"]["verifier_backend"] == "vllm", run
+        assert settings["verifier"]["verifier_backend"] == "transformers", run
         rows = [json.loads(line) for line in (out / run / "results.jsonl").read_text().splitlines()]
         assert len(rows) == 4 and all(len(r["completions"]) == 4 for r in rows), run
     # The shipped policy sampled through vLLM still solves what it solves in transformers (53% of its samples are

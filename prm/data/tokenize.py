@@ -69,23 +69,28 @@ def build_example(
     """Assemble one example from already tokenized pieces (pure; no tokenizer needed).
 
     Returns ``input_ids``, ``labels`` (absent when ``labels`` is None, e.g. at inference), ``step_ends`` (the
-    position carrying each kept step's label) and ``num_steps`` / ``dropped_steps``. ``input_ids`` is empty when
+    position carrying each kept step's label), ``step_index`` (per token: 0 for BOS and prompt, k for the tokens of
+    step k and its separator) and ``num_steps`` / ``dropped_steps``. ``input_ids`` is empty when
     the row is skipped.
     """
     input_ids = ([bos_token_id] if bos_token_id is not None else []) + list(prompt_ids)
     step_ends: list[int] = []
+    step_index = [0] * len(input_ids)
     for step_ids in steps_ids:
         piece = step_ids + separator_ids
         if max_length is not None and len(input_ids) + len(piece) > max_length:
             break
         input_ids.extend(piece)
         step_ends.append(len(input_ids) - 1)
+        step_index.extend([len(step_ends)] * len(piece))
     kept = len(step_ends)
     if kept == 0:
-        return {"input_ids": [], "step_ends": [], "num_steps": 0, "dropped_steps": len(steps_ids), "labels": []}
+        empty = {"input_ids": [], "step_ends": [], "step_index": [], "labels": []}
+        return {**empty, "num_steps": 0, "dropped_steps": len(steps_ids)}
     out: dict[str, Any] = {
         "input_ids": input_ids,
         "step_ends": step_ends,
+        "step_index": step_index,
         "num_steps": kept,
         "dropped_steps": len(steps_ids) - kept,
     }
@@ -120,7 +125,9 @@ def tokenize_row(
     )
 
 
-def _tokenize_batch(batch, tokenizer, step_separator, max_length, train_on_last_step_only, soft, with_labels):
+def _tokenize_batch(
+    batch, tokenizer, step_separator, max_length, train_on_last_step_only, soft, with_labels, with_step_index=False
+):
     prompts, completions = batch["prompt"], batch["completions"]
     # One tokenizer call for the whole batch: the fast tokenizer parallelizes it in Rust.
     flat = list(prompts) + [step for steps in completions for step in steps]
@@ -129,6 +136,8 @@ def _tokenize_batch(batch, tokenizer, step_separator, max_length, train_on_last_
     out: dict[str, list] = {"input_ids": [], "num_steps": [], "dropped_steps": []}
     if with_labels:
         out["labels"] = []
+    if with_step_index:
+        out["step_index"] = []
     cursor = len(prompts)
     for i, steps in enumerate(completions):
         steps_ids = flat_ids[cursor : cursor + len(steps)]
@@ -145,7 +154,7 @@ def _tokenize_batch(batch, tokenizer, step_separator, max_length, train_on_last_
         )
         if with_labels and all(x == IGNORE_INDEX for x in example["labels"]):
             # Nothing left to learn from: skip the row.
-            example.update(input_ids=[], labels=[], num_steps=0, dropped_steps=len(steps))
+            example.update(input_ids=[], labels=[], step_index=[], num_steps=0, dropped_steps=len(steps))
         for key in out:
             out[key].append(example[key])
     return out
@@ -161,11 +170,13 @@ def tokenize_dataset(
     batch_size: int = 256,
     name: str = "dataset",
     keep_columns: tuple[str, ...] = (),
+    with_step_index: bool = False,
 ):
     """Tokenize a ``datasets.Dataset`` in the stepwise format; returns ``(dataset, TruncationReport)``.
 
-    The output has ``input_ids`` and ``labels`` (int64 for hard labels, float32 for soft ones) plus any
-    ``keep_columns``. Rows that cannot keep a single labelled step are removed and counted.
+    The output has ``input_ids`` and ``labels`` (int64 for hard labels, float32 for soft ones), ``step_index``
+    when asked (the step of each token, see :func:`build_example`; training with a step likelihood needs it) plus
+    any ``keep_columns``. Rows that cannot keep a single labelled step are removed and counted.
     """
     import datasets
 
@@ -176,6 +187,7 @@ def tokenize_dataset(
             **{c: dataset.features[c] for c in keep_columns},
             "input_ids": datasets.Sequence(datasets.Value("int32")),
             "labels": datasets.Sequence(label_feature),
+            **({"step_index": datasets.Sequence(datasets.Value("int32"))} if with_step_index else {}),
             "num_steps": datasets.Value("int32"),
             "dropped_steps": datasets.Value("int32"),
         }
@@ -194,6 +206,7 @@ def tokenize_dataset(
             "train_on_last_step_only": train_on_last_step_only,
             "soft": soft,
             "with_labels": True,
+            "with_step_index": with_step_index,
         },
         desc=f"Tokenizing {name}",
     )

@@ -21,7 +21,7 @@ def _labels_dtype(features: list[dict[str, Any]]) -> torch.dtype:
 
 @dataclass
 class PRMDataCollator:
-    """Collate ``{"input_ids", "labels"}`` examples (other keys are ignored).
+    """Collate ``{"input_ids", "labels"}`` examples, and ``step_index`` when they have it (other keys are ignored).
 
     Padded mode (default): right-pad to the longest example (rounded up to ``pad_to_multiple_of``) with
     ``pad_token_id`` and label -100, plus an ``attention_mask``.
@@ -55,10 +55,21 @@ class PRMDataCollator:
             input_ids[row, :length] = torch.as_tensor(feature["input_ids"], dtype=torch.long)
             labels[row, :length] = torch.as_tensor(feature["labels"], dtype=dtype)
             attention_mask[row, :length] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if "step_index" in features[0]:
+            step_index = torch.zeros((len(features), width), dtype=torch.long)
+            for row, (feature, length) in enumerate(zip(features, lengths)):
+                step_index[row, :length] = torch.as_tensor(feature["step_index"], dtype=torch.long)
+            batch["step_index"] = step_index
+        return batch
 
     def _padding_free(self, features: list[dict[str, Any]], dtype: torch.dtype) -> dict[str, torch.Tensor]:
         input_ids = torch.cat([torch.as_tensor(f["input_ids"], dtype=torch.long) for f in features])
         labels = torch.cat([torch.as_tensor(f["labels"], dtype=dtype) for f in features])
         position_ids = torch.cat([torch.arange(len(f["input_ids"])) for f in features])
-        return {"input_ids": input_ids[None], "position_ids": position_ids[None], "labels": labels[None]}
+        batch = {"input_ids": input_ids[None], "position_ids": position_ids[None], "labels": labels[None]}
+        if "step_index" in features[0]:
+            # Every example starts with its prompt (index 0), so the steps of neighbouring examples stay apart.
+            step_index = torch.cat([torch.as_tensor(f["step_index"], dtype=torch.long) for f in features])
+            batch["step_index"] = step_index[None]
+        return batch

@@ -70,6 +70,17 @@ class PRMConfig(TrainingArguments):
             "loads as a plain AutoModelForTokenClassification. Checkpoints keep the adapters for resuming."
         },
     )
+    step_likelihood_weight: float | None = field(
+        default=None,
+        metadata={
+            "help": "Add this weight times the model's own log-likelihood of each step (its tokens and separator) "
+            "to the step's logit, read through the tied input embeddings (prm.step_likelihood): the PRM keeps its "
+            "language-model head, so a step the model would not have written scores lower from the first training "
+            "step. Needs tie_word_embeddings; not with DeepSpeed ZeRO-3. Recorded in the saved config, so every "
+            "transformers verifier scores the same way (the vLLM backend refuses such a model). None: a plain token "
+            "classifier, loadable by TRL's former PRMTrainer tooling."
+        },
+    )
     disable_dropout: bool = field(
         default=True, metadata={"help": "Turn off dropout in the model (as TRL's PRMTrainer did by default)."}
     )
@@ -89,6 +100,8 @@ class PRMConfig(TrainingArguments):
             raise ValueError(f"max_length must be at least 2 (or None), got {self.max_length}")
         if not self.step_separator:
             raise ValueError("step_separator must not be empty: the step labels sit on its last token")
+        if self.step_likelihood_weight is not None and self.step_likelihood_weight <= 0:
+            raise ValueError(f"step_likelihood_weight must be positive (or None), got {self.step_likelihood_weight}")
         if not 0.0 <= self.neutral_label <= 1.0:
             raise ValueError(f"neutral_label must be in [0, 1], got {self.neutral_label}")
         if self.group_by_length and self.train_sampling_strategy not in ("random", "group_by_length"):

@@ -41,6 +41,7 @@ def render_model_card(
     metrics: dict[str, float] | None = None,
     processbench: Any = None,
     lora: bool = False,
+    step_likelihood_weight: float | None = None,
 ) -> str:
     """Markdown text of the card (pure: everything it states is passed in)."""
     front = ["---", "library_name: transformers", "pipeline_tag: token-classification", "tags:"]
@@ -69,6 +70,15 @@ def render_model_card(
         "Format each solution as the prompt followed by every step plus the separator, run the model, and take "
         "softmax(logits)[..., 1] at the last token of each step; `prm.data.tokenize_row` builds exactly this layout.",
     ]
+    if step_likelihood_weight is not None:
+        lines += [
+            "",
+            f"This PRM adds {step_likelihood_weight} times its own log-likelihood of each step (the step's tokens and "
+            "separator, through its tied input embeddings) to that step's log-odds: score = sigmoid(logit_1 - logit_0 "
+            f"+ {step_likelihood_weight} * sum log p(token)). prmkit's `TokenClassificationVerifier` does this (the "
+            "weight is in config.json as `prm_step_likelihood_weight`); a reader of the classifier alone gets other "
+            "scores.",
+        ]
     if settings:
         lines += ["", "## Training settings", "", "| setting | value |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in settings.items()]
@@ -107,6 +117,7 @@ def write_model_card(
         metrics=metrics,
         processbench=processbench,
         lora=lora,
+        step_likelihood_weight=getattr(args, "step_likelihood_weight", None),
     )
     if model_name:
         text = text.replace("# Process reward model", f"# {model_name}", 1)

@@ -9,10 +9,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from transformers import Trainer
+from transformers.modeling_outputs import TokenClassifierOutput
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from prm.data import IGNORE_INDEX, save_separator, tokenize_dataset
 from prm.data.tokenizer import pad_token_id
+from prm.step_likelihood import CONFIG_KEY as STEP_LIKELIHOOD_KEY
+from prm.step_likelihood import add_step_likelihood, tied_output_embeddings
 
 from .collator import PRMDataCollator
 from .config import PRMConfig
@@ -101,6 +104,8 @@ def _check_arguments(model, args, processing_class, peft_config) -> None:
                 f"padding_free=True needs an attention implementation that isolates packed sequences "
                 f"({', '.join(PADDING_FREE_ATTENTION)}); this model uses {attention!r}. Set padding_free=False."
             )
+    if args.step_likelihood_weight is not None:
+        _check_step_likelihood(model)
     if peft_config is not None and args.merge_lora_on_save:
         from transformers.integrations import is_deepspeed_zero3_enabled
 
@@ -111,10 +116,21 @@ def _check_arguments(model, args, processing_class, peft_config) -> None:
             )
 
 
+def _check_step_likelihood(model) -> None:
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if is_deepspeed_zero3_enabled():
+        # The output embeddings are read outside the model's forward, where ZeRO-3 holds only a shard of them.
+        raise ValueError("step_likelihood_weight is not supported with DeepSpeed ZeRO-3; use ZeRO-2 or DDP")
+    tied_output_embeddings(_unwrap_peft(model))
+
+
 def _prepare_model(model, args: PRMConfig, peft_config):
-    """Record the separator, wrap in LoRA adapters when asked, and turn dropout off when asked."""
-    # Recorded before any wrapping so every checkpoint's config.json carries it.
+    """Record the separator (and step-likelihood weight), wrap in LoRA adapters when asked, and turn dropout off
+    when asked."""
+    # Recorded before any wrapping so every checkpoint's config.json carries them.
     save_separator(_unwrap_peft(model).config, args.separator)
+    setattr(_unwrap_peft(model).config, STEP_LIKELIHOOD_KEY, args.step_likelihood_weight)
     if peft_config is not None:
         from peft import get_peft_model
 
@@ -192,6 +208,13 @@ class PRMTrainer(Trainer):
 
     @classmethod
     def _tokenize_datasets(cls, train_dataset, eval_dataset, tokenizer, args: PRMConfig):
+        for dataset in (train_dataset, *(eval_dataset.values() if isinstance(eval_dataset, dict) else [eval_dataset])):
+            pretokenized = dataset is not None and "input_ids" in dataset.column_names
+            if args.step_likelihood_weight is not None and pretokenized and "step_index" not in dataset.column_names:
+                raise ValueError(
+                    "step_likelihood_weight needs each token's step: pass stepwise rows, or tokenize with "
+                    "prm.data.tokenize_dataset(..., with_step_index=True)"
+                )
         train_dataset = cls._tokenize_if_needed(train_dataset, tokenizer, args, "train", args.train_on_last_step_only)
         # Evaluation always scores every step (as TRL did): train_on_last_step_only shapes training only.
         if isinstance(eval_dataset, dict):
@@ -217,6 +240,7 @@ class PRMTrainer(Trainer):
                 train_on_last_step_only=last_step_only,
                 num_proc=args.dataset_num_proc,
                 name=name,
+                with_step_index=args.step_likelihood_weight is not None,
             )
         return tokenized
 
@@ -225,8 +249,19 @@ class PRMTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
+        step_index = inputs.pop("step_index", None)
+        weight = self.args.step_likelihood_weight
+        if weight is not None:
+            inputs["output_hidden_states"] = True
         # A cache would disable transformers' packed-sequence mask (padding-free) and is useless in training.
         outputs = model(**inputs, use_cache=False) if self._pass_use_cache else model(**inputs)
+        if weight is not None:
+            embeddings = tied_output_embeddings(_unwrap_peft(self.accelerator.unwrap_model(model)))
+            logits = add_step_likelihood(
+                outputs.logits, outputs.hidden_states[-1], inputs["input_ids"], step_index, embeddings, weight
+            )
+            # Only the logits go on: evaluation would otherwise gather every layer's hidden states.
+            outputs = TokenClassifierOutput(logits=logits)
         loss_sum, count = prm_loss_sum(outputs.logits, labels)
         if num_items_in_batch is not None:
             loss = loss_sum / torch.clamp(torch.as_tensor(num_items_in_batch, device=loss_sum.device), min=1)

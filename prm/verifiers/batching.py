@@ -30,6 +30,7 @@ class Encoded:
     input_ids: list[int]
     positions: list[int]
     num_steps: int
+    step_index: list[int] | None = None  # each token's step, for PRMs that add a step likelihood
 
     @property
     def truncated(self) -> bool:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from prm.data.tokenizer import pad_token_id
+from prm.step_likelihood import read_step_likelihood_weight
 
 from .batching import base_and_head, class_margin, margins_to_probs, right_pad
 from .models import cache_argument, model_device
@@ -59,6 +60,11 @@ class PrefixCachedScorer:
     """
 
     def __init__(self, model, tokenizer, step_separator: str, max_batch_size: int = 64):
+        if read_step_likelihood_weight(model.config) is not None:
+            raise ValueError(
+                "This PRM adds its step likelihood to each score (step_likelihood_weight), which the prefix cache "
+                "does not compute; score it with TokenClassificationVerifier (search: prefix_cache false)"
+            )
         fast = base_and_head(model)
         if fast is None:
             raise ValueError(

@@ -8,8 +8,9 @@ from typing import Literal
 import torch
 
 from prm.data import build_example, decode_separator, read_separator
+from prm.step_likelihood import add_step_likelihood, read_step_likelihood_weight, tied_output_embeddings
 
-from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_head, class_margin
+from .batching import DEFAULT_TOKEN_BUDGET, BatchedVerifier, Encoded, base_and_head, class_margin, right_pad
 from .last_layer import hidden_at_positions
 from .models import load_model_and_tokenizer, no_cache_kwargs
 
@@ -32,6 +33,9 @@ class TokenClassificationVerifier(BatchedVerifier):
     request's first revision (commit 04d347e) tokenized ``problem + separator`` and each ``step + "\n"`` as
     separate texts with special tokens, putting a BOS before every piece; its author replaced it as a bug, so it
     is not offered.
+
+    A PRM trained with ``step_likelihood_weight`` (recorded in its config) adds that weight times its own
+    log-likelihood of each step to the step's logit, as in training (``prm.step_likelihood``).
     """
 
     def __init__(
@@ -54,6 +58,9 @@ class TokenClassificationVerifier(BatchedVerifier):
         if not self._separator_ids:
             raise ValueError(f"The step separator {self.step_separator!r} tokenizes to nothing")
         self._fast = base_and_head(model)
+        self.step_likelihood_weight = read_step_likelihood_weight(model.config) if model is not None else None
+        if self.step_likelihood_weight is not None:
+            tied_output_embeddings(model)  # refuses an untied model now rather than at the first score
 
     @classmethod
     def from_pretrained(
@@ -94,8 +101,25 @@ class TokenClassificationVerifier(BatchedVerifier):
             steps_ids = flat_ids[cursor : cursor + len(steps)]
             cursor += len(steps)
             ex = build_example(flat_ids[i], steps_ids, None, self._separator_ids, bos, self.max_length)
-            out.append(Encoded(ex["input_ids"], ex["step_ends"], len(steps)))
+            out.append(Encoded(ex["input_ids"], ex["step_ends"], len(steps), ex["step_index"]))
         return out
+
+    def _group_margins(self, encoded: list[Encoded], group: list[int]) -> list[torch.Tensor]:
+        if self.step_likelihood_weight is None:
+            return super()._group_margins(encoded, group)
+        # The step likelihood reads every token's final hidden state, so no head-only shortcut here.
+        ids = right_pad([encoded[i].input_ids for i in group], self.pad_token_id).to(self.device)
+        step_index = right_pad([encoded[i].step_index for i in group], 0).to(self.device)
+        if self._fast is not None:
+            body, head = self._fast
+            hidden = body(input_ids=ids, **no_cache_kwargs(self.model)).last_hidden_state
+            logits = head(hidden)
+        else:  # wrapped models (PEFT): every layer's states come back, the last one is used
+            out = self.model(input_ids=ids, output_hidden_states=True, **no_cache_kwargs(self.model))
+            hidden, logits = out.hidden_states[-1], out.logits
+        embeddings = tied_output_embeddings(self.model)
+        logits = add_step_likelihood(logits, hidden, ids, step_index, embeddings, self.step_likelihood_weight)
+        return [class_margin(logits[row, encoded[i].positions]).float().cpu() for row, i in enumerate(group)]
 
     def _margins(self, input_ids: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if self._fast is not None:

@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from prm.step_likelihood import read_step_likelihood_weight
+
 from .batching import Encoded, EncodedVerifier, class_margin
 from .lm_scoring import margins_from_hidden
 
@@ -148,6 +150,11 @@ def load_vllm_verifier(
     """A :class:`VLLMVerifier` for a checkpoint of ``style``. ``encoder_kwargs`` go to the style's transformers
     verifier (``step_separator``, ``input_layout``, ``step_tag``, ...); ``batch_token_budget`` and
     ``max_batch_size`` are ignored (vLLM schedules its own batches)."""
+    if style == "token-cls" and read_step_likelihood_weight(name_or_path) is not None:
+        raise ValueError(
+            f"{name_or_path} adds its own step likelihood to each score (step_likelihood_weight), which vLLM's "
+            "token-classification pooling does not return; use verifier_backend transformers"
+        )
     try:
         from vllm import LLM
     except ImportError as e:
