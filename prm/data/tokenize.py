@@ -160,6 +160,22 @@ def _tokenize_batch(
     return out
 
 
+def _output_features(dataset, keep_columns: tuple[str, ...], soft: bool, with_step_index: bool):
+    import datasets
+
+    int32 = datasets.Value("int32")
+    return datasets.Features(
+        {
+            **{c: dataset.features[c] for c in keep_columns},
+            "input_ids": datasets.Sequence(int32),
+            "labels": datasets.Sequence(datasets.Value("float32" if soft else "int64")),
+            **({"step_index": datasets.Sequence(int32)} if with_step_index else {}),
+            "num_steps": int32,
+            "dropped_steps": int32,
+        }
+    )
+
+
 def tokenize_dataset(
     dataset,
     tokenizer,
@@ -174,24 +190,12 @@ def tokenize_dataset(
 ):
     """Tokenize a ``datasets.Dataset`` in the stepwise format; returns ``(dataset, TruncationReport)``.
 
-    The output has ``input_ids`` and ``labels`` (int64 for hard labels, float32 for soft ones), ``step_index``
-    when asked (the step of each token, see :func:`build_example`; training with a step likelihood needs it) plus
-    any ``keep_columns``. Rows that cannot keep a single labelled step are removed and counted.
+    The output has ``input_ids``, ``labels`` (int64 for hard labels, float32 for soft ones), ``step_index`` if
+    asked (see :func:`build_example`) and any ``keep_columns``. Rows that cannot keep a single labelled step are
+    removed and counted.
     """
-    import datasets
-
     soft = any(has_soft_labels(labels) for labels in dataset["labels"])
-    label_feature = datasets.Value("float32" if soft else "int64")
-    features = datasets.Features(
-        {
-            **{c: dataset.features[c] for c in keep_columns},
-            "input_ids": datasets.Sequence(datasets.Value("int32")),
-            "labels": datasets.Sequence(label_feature),
-            **({"step_index": datasets.Sequence(datasets.Value("int32"))} if with_step_index else {}),
-            "num_steps": datasets.Value("int32"),
-            "dropped_steps": datasets.Value("int32"),
-        }
-    )
+    features = _output_features(dataset, keep_columns, soft, with_step_index)
     tokenized = dataset.map(
         _tokenize_batch,
         batched=True,

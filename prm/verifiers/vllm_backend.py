@@ -136,6 +136,14 @@ class VLLMVerifier(EncodedVerifier):
         return margins
 
 
+def _refuse_step_likelihood(name_or_path: str, style: str) -> None:
+    if style == "token-cls" and read_step_likelihood_weight(name_or_path) is not None:
+        raise ValueError(
+            f"{name_or_path} adds its own step likelihood to each score (step_likelihood_weight), which vLLM's "
+            "token-classification pooling does not return; use verifier_backend transformers"
+        )
+
+
 def load_vllm_verifier(
     name_or_path: str,
     style: str,
@@ -150,11 +158,7 @@ def load_vllm_verifier(
     """A :class:`VLLMVerifier` for a checkpoint of ``style``. ``encoder_kwargs`` go to the style's transformers
     verifier (``step_separator``, ``input_layout``, ``step_tag``, ...); ``batch_token_budget`` and
     ``max_batch_size`` are ignored (vLLM schedules its own batches)."""
-    if style == "token-cls" and read_step_likelihood_weight(name_or_path) is not None:
-        raise ValueError(
-            f"{name_or_path} adds its own step likelihood to each score (step_likelihood_weight), which vLLM's "
-            "token-classification pooling does not return; use verifier_backend transformers"
-        )
+    _refuse_step_likelihood(name_or_path, style)
     try:
         from vllm import LLM
     except ImportError as e:
