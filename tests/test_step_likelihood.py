@@ -39,6 +39,9 @@ def test_build_example_marks_each_token_with_its_step():
     full = build_example([10, 11], [[20, 21], [22]], [1, 0], [9], bos_token_id=1)
     assert full["step_index"] == [0, 0, 0, 1, 1, 1, 2, 2]
     assert full["step_ends"] == [5, 7]
+    # No prompt and no BOS: the first token cannot be scored, and a packed batch keeps it apart from the row before.
+    bare = build_example([], [[20, 21], [22]], [1, 0], [9], bos_token_id=None)
+    assert bare["step_index"] == [0, 1, 1, 2, 2]
 
 
 def test_running_sums_restart_at_every_step_and_stay_zero_outside():

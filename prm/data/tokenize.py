@@ -83,6 +83,10 @@ def build_example(
         input_ids.extend(piece)
         step_ends.append(len(input_ids) - 1)
         step_index.extend([len(step_ends)] * len(piece))
+    if step_index:
+        # The first token has nothing before it to be scored from; in a packed batch it must not join the previous
+        # example's last step either (only reachable with an empty prompt and no BOS).
+        step_index[0] = 0
     kept = len(step_ends)
     if kept == 0:
         empty = {"input_ids": [], "step_ends": [], "step_index": [], "labels": []}
