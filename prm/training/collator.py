@@ -51,16 +51,15 @@ class PRMDataCollator:
         input_ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(features), width), IGNORE_INDEX, dtype=dtype)
         attention_mask = torch.zeros((len(features), width), dtype=torch.long)
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if "step_index" in features[0]:
+            batch["step_index"] = torch.zeros((len(features), width), dtype=torch.long)
         for row, (feature, length) in enumerate(zip(features, lengths)):
             input_ids[row, :length] = torch.as_tensor(feature["input_ids"], dtype=torch.long)
             labels[row, :length] = torch.as_tensor(feature["labels"], dtype=dtype)
             attention_mask[row, :length] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-        if "step_index" in features[0]:
-            step_index = torch.zeros((len(features), width), dtype=torch.long)
-            for row, (feature, length) in enumerate(zip(features, lengths)):
-                step_index[row, :length] = torch.as_tensor(feature["step_index"], dtype=torch.long)
-            batch["step_index"] = step_index
+            if "step_index" in batch:
+                batch["step_index"][row, :length] = torch.as_tensor(feature["step_index"], dtype=torch.long)
         return batch
 
     def _padding_free(self, features: list[dict[str, Any]], dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -69,7 +68,7 @@ class PRMDataCollator:
         position_ids = torch.cat([torch.arange(len(f["input_ids"])) for f in features])
         batch = {"input_ids": input_ids[None], "position_ids": position_ids[None], "labels": labels[None]}
         if "step_index" in features[0]:
-            # Every example starts with its prompt (index 0), so the steps of neighbouring examples stay apart.
+            # Each example's first token has index 0 (prm.data.build_example), so neighbouring steps stay apart.
             step_index = torch.cat([torch.as_tensor(f["step_index"], dtype=torch.long) for f in features])
             batch["step_index"] = step_index[None]
         return batch

@@ -208,13 +208,6 @@ class PRMTrainer(Trainer):
 
     @classmethod
     def _tokenize_datasets(cls, train_dataset, eval_dataset, tokenizer, args: PRMConfig):
-        for dataset in (train_dataset, *(eval_dataset.values() if isinstance(eval_dataset, dict) else [eval_dataset])):
-            pretokenized = dataset is not None and "input_ids" in dataset.column_names
-            if args.step_likelihood_weight is not None and pretokenized and "step_index" not in dataset.column_names:
-                raise ValueError(
-                    "step_likelihood_weight needs each token's step: pass stepwise rows, or tokenize with "
-                    "prm.data.tokenize_dataset(..., with_step_index=True)"
-                )
         train_dataset = cls._tokenize_if_needed(train_dataset, tokenizer, args, "train", args.train_on_last_step_only)
         # Evaluation always scores every step (as TRL did): train_on_last_step_only shapes training only.
         if isinstance(eval_dataset, dict):
@@ -227,7 +220,14 @@ class PRMTrainer(Trainer):
 
     @staticmethod
     def _tokenize_if_needed(dataset, tokenizer, args: PRMConfig, name: str, last_step_only: bool = False):
-        if dataset is None or "input_ids" in dataset.column_names:
+        if dataset is None:
+            return dataset
+        if "input_ids" in dataset.column_names:
+            if args.step_likelihood_weight is not None and "step_index" not in dataset.column_names:
+                raise ValueError(
+                    "step_likelihood_weight needs each token's step: pass stepwise rows, or tokenize with "
+                    "prm.data.tokenize_dataset(..., with_step_index=True)"
+                )
             return dataset
         from accelerate import PartialState
 
