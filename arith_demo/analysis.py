@@ -5,17 +5,22 @@
 - ``within_problem_ranking``: over pairs of samples of the same problem, one right and one wrong, how often the
   right one gets the higher solution score. This is what Best-of-N needs.
 - ``step_auroc``: the usual global number, for completeness.
+
+``pool_statistics`` measures the last two (and the policy's accuracy) on a search run's pool of samples.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .corruptions import CorruptionMix, corrupt
-from .world import ArithProblem
+from .labeling import label_solution
+from .world import ArithProblem, extract_answer, parse_problem, step_validity
 
 
 def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
@@ -100,3 +105,43 @@ def line_discrimination(verifier, problems: Sequence[ArithProblem], seed: int = 
         num_pairs=len(wins),
         by_kind={k: sum(v) / len(v) for k, v in sorted(kinds.items())},
     )
+
+
+def pool_statistics(rows: list[dict]) -> dict[str, Any]:
+    """Policy accuracy and PRM ranking measured on a Best-of-N pool of independent samples."""
+    correct = solutions = valid_steps = steps = 0
+    ids, scores, oks, flawless, step_scores, step_labels = [], [], [], [], [], []
+    for row in rows:
+        problem = parse_problem(row["problem"])
+        for text, s in zip(row["completions"], row["scores"]):
+            labeled = label_solution(problem, text)
+            ok = extract_answer(text) == problem.answer
+            correct += ok
+            solutions += 1
+            flawless.append(labeled is not None and labeled.correct)
+            if labeled is not None:
+                validity = step_validity(problem, labeled.steps)
+                valid_steps += sum(validity)
+                steps += len(validity)
+                if len(labeled.steps) == len(s):
+                    # A prefix is as good as its worst line: the PRM is trained to check lines one by one.
+                    step_scores.append(list(itertools.accumulate(s, min)))
+                    step_labels.append(labeled.labels)
+            ids.append(f"{row['index']}")
+            scores.append(min(s) if s else 0.0)
+            oks.append(ok)
+    ranking, pairs = within_problem_ranking(ids, scores, oks)
+    # A sample can reach the right answer through a wrong line (3-4% of the demo's samples); a PRM that checks lines
+    # rightly scores it low. So the ranking by answer has a ceiling below 1, reached by the exact line checker, and
+    # the ranking by ProcessBench's notion of a right solution (no wrong line) is reported beside it.
+    ceiling, _ = within_problem_ranking(ids, [float(f) for f in flawless], oks)
+    ranking_process, _ = within_problem_ranking(ids, scores, flawless)
+    return {
+        "single": correct / max(solutions, 1),
+        "step_accuracy": valid_steps / max(steps, 1),
+        "ranking": ranking,
+        "ranking_pairs": pairs,
+        "ranking_ceiling": ceiling,
+        "ranking_process": ranking_process,
+        "step_auroc": step_auroc(step_scores, step_labels),
+    }

@@ -7,7 +7,6 @@ line, so the demo exercises the same code paths a GPU user runs. ``recipes/demo.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import shutil
@@ -17,19 +16,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .analysis import line_discrimination, step_auroc, within_problem_ranking
+from .analysis import line_discrimination, pool_statistics
 from .engines import DemoBackend, Engines, backend_overrides, policy_arguments
 from .labeling import (
     balanced_heldout,
     error_kinds,
-    label_solution,
     line_check_rows,
     mc_label_solutions,
     measured_mix,
     processbench_records,
     sample_labeled_solutions,
 )
-from .world import DIFFICULTIES, extract_answer, make_problems, parse_problem, step_validity
+from .world import DIFFICULTIES, make_problems
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +102,13 @@ class DemoConfig:
     n: int = field(default=16, metadata={"help": "Largest N (Best-of-N pool size; tree search budgets up to it)."})
     tree_ns: list[int] = field(default_factory=lambda: [4, 16], metadata={"help": "N for beam search and DVTS."})
     prm_max_steps: int | None = field(default=None, metadata={"help": "Override prm.yaml's max_steps."})
+    prm_init: str | None = field(
+        default=None,
+        metadata={
+            "help": "The PRM's starting weights, overriding prm.yaml's model_name_or_path (the larger policy, "
+            "recipes/arith/policy_large); 'policy': the policy the demo samples (shipped or just trained)."
+        },
+    )
     heldout_seed: int = field(default=10_000, metadata={"help": "Seed of the held-out problems (policy's too)."})
     large_policy_path: str | None = field(
         default=str(RECIPES / "arith" / "policy_large"),
@@ -199,6 +204,16 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
     }
 
 
+def prm_start(config: DemoConfig, yaml_model: str | None) -> str | None:
+    """The weights the PRM starts from: ``--prm_init`` if given ('policy': the policy the demo samples), else
+    prm.yaml's ``model_name_or_path``, found in the repository when the demo runs elsewhere."""
+    if config.prm_init is not None:
+        return config.policy_path if config.prm_init == "policy" else config.prm_init
+    if yaml_model and not Path(yaml_model).exists() and (REPO_ROOT / yaml_model).is_dir():
+        return str(REPO_ROOT / yaml_model)
+    return yaml_model
+
+
 def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
     from trl import ModelConfig
 
@@ -218,12 +233,10 @@ def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
     script_args, training_args, model_args = parse_recipe_args(
         (PRMScriptArguments, PRMConfig, ModelConfig), prm_yaml, overrides
     )
+    # prm.yaml names its files relative to the repository root; the demo may run from anywhere.
     if script_args.init_from_config and not Path(script_args.init_from_config).is_file():
-        # prm.yaml names its config relative to the repository root; the demo may run from anywhere.
         script_args.init_from_config = str(REPO_ROOT / script_args.init_from_config)
-    if script_args.init_from_config is None:
-        # The PRM starts from the policy the demo actually uses (shipped or just trained).
-        model_args.model_name_or_path = config.policy_path
+    model_args.model_name_or_path = prm_start(config, model_args.model_name_or_path)
     train_from_args(script_args, training_args, model_args, callbacks=training_callbacks(script_args))
     return out / "prm"
 
@@ -302,38 +315,6 @@ def run_search(
     return metrics, rows
 
 
-def pool_statistics(rows: list[dict]) -> dict[str, Any]:
-    """Policy accuracy and PRM ranking measured on a Best-of-N pool of independent samples."""
-    correct = solutions = valid_steps = steps = 0
-    ids, scores, oks, step_scores, step_labels = [], [], [], [], []
-    for row in rows:
-        problem = parse_problem(row["problem"])
-        for text, s in zip(row["completions"], row["scores"]):
-            labeled = label_solution(problem, text)
-            ok = extract_answer(text) == problem.answer
-            correct += ok
-            solutions += 1
-            if labeled is not None:
-                validity = step_validity(problem, labeled.steps)
-                valid_steps += sum(validity)
-                steps += len(validity)
-                if len(labeled.steps) == len(s):
-                    # A prefix is as good as its worst line: the PRM is trained to check lines one by one.
-                    step_scores.append(list(itertools.accumulate(s, min)))
-                    step_labels.append(labeled.labels)
-            ids.append(f"{row['index']}")
-            scores.append(min(s) if s else 0.0)
-            oks.append(ok)
-    ranking, pairs = within_problem_ranking(ids, scores, oks)
-    return {
-        "single": correct / max(solutions, 1),
-        "step_accuracy": valid_steps / max(steps, 1),
-        "ranking": ranking,
-        "ranking_pairs": pairs,
-        "step_auroc": step_auroc(step_scores, step_labels),
-    }
-
-
 def search_stages(
     config: DemoConfig, seed: int, prm_path: Path, out: Path, timer: StageTimer, engines: Engines
 ) -> dict[str, Any]:
@@ -385,7 +366,7 @@ def run_seed(config: DemoConfig, seed: int, engines: Engines, timer: StageTimer)
         prm = evaluate_prm(config, seed, prm_path, out, engines)
     searched = search_stages(config, seed, prm_path, out, timer, engines)
     pool = pool_statistics(searched.pop("rows"))
-    prm.update(ranking=pool["ranking"], ranking_pairs=pool["ranking_pairs"], step_auroc=pool["step_auroc"])
+    prm.update({k: pool[k] for k in ("ranking", "ranking_pairs", "ranking_ceiling", "ranking_process", "step_auroc")})
     result = {
         "seed": seed,
         "policy": {"single": pool["single"], "step_accuracy": pool["step_accuracy"]},

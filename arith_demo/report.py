@@ -159,6 +159,20 @@ def _verification_section(results: Sequence[dict[str, Any]]) -> list[str]:
         _row(["within-problem ranking: right above wrong sample (%)", prm(lambda p: p["ranking"], 100), "50"]),
         _row(
             [
+                "  the same pairs ranked by the exact line checker (%; a right answer can follow a wrong line)",
+                prm(lambda p: p["ranking_ceiling"], 100),
+                "50",
+            ]
+        ),
+        _row(
+            [
+                "  right = no wrong line (ProcessBench's correct solution) above wrong (%)",
+                prm(lambda p: p["ranking_process"], 100),
+                "50",
+            ]
+        ),
+        _row(
+            [
                 "same prefix, right vs corrupted line: right scored higher (%)",
                 prm(lambda p: p["line"]["pair_accuracy"], 100),
                 "50",

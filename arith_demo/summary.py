@@ -106,6 +106,10 @@ def summary_block(
     verification = {
         "same_prefix_pairs_percent": _over_seeds([100.0 * p["line"]["pair_accuracy"] for p in prm]),
         "within_problem_ranking_percent": _over_seeds([100.0 * p["ranking"] for p in prm]),
+        # The same pairs, ranked by the exact line checker (a right answer after a wrong line counts as right).
+        "within_problem_ranking_ceiling_percent": _over_seeds([100.0 * p["ranking_ceiling"] for p in prm]),
+        # Right = no wrong line (ProcessBench's notion of a correct solution).
+        "within_problem_ranking_no_wrong_line_percent": _over_seeds([100.0 * p["ranking_process"] for p in prm]),
         "f1": _over_seeds([p["f1"] for p in prm]),
         "step_auroc": _over_seeds([p["step_auroc"] for p in prm]),
     }

@@ -12,8 +12,8 @@ between engines, so exact equality is not expected). Last, the public ProcessBen
     .venv-vllm/bin/python benchmarks/demo_search_backends.py [--prm DIR] [--processbench_limit 100] \\
         [--output figures.json]
 
-``--prm``: a demo PRM (e.g. ``demo_output/seed_0/prm``); without it, the shipped policy's weights with an untrained
-2-class head (its scores are not meaningful: the accuracies then compare the engines, not the PRM). Engines run in
+``--prm``: a demo PRM (e.g. ``demo_output/seed_0/prm``); without it, the shipped larger policy's weights (where the
+demo's PRM starts) with an untrained 2-class head (its scores are not meaningful: the accuracies then compare the engines, not the PRM). Engines run in
 this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, as in the demo), so CPU time counts them.
 """
 
@@ -33,7 +33,7 @@ BACKENDS = ("transformers", "vllm")
 
 
 def untrained_prm(folder: Path, policy: str) -> str:
-    """The policy's weights with a fresh 2-class token-classification head (seed 0), as the demo's PRM starts."""
+    """A policy's weights with a fresh 2-class token-classification head (seed 0), as the demo's PRM starts."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -206,8 +206,8 @@ def main() -> None:
     print("demo sizes:", json.dumps({k: v for k, v in asdict(config).items() if k in sizes}))
     with tempfile.TemporaryDirectory(prefix="prmkit-demo-backends-") as tmp:
         tmp = Path(tmp)
-        prm = args.prm or untrained_prm(tmp / "prm", config.policy_path)
-        print(f"PRM: {prm}" + ("" if args.prm else " (the policy's weights, untrained head)"), flush=True)
+        prm = args.prm or untrained_prm(tmp / "prm", config.large_policy_path)
+        print(f"PRM: {prm}" + ("" if args.prm else " (the larger policy's weights, untrained head)"), flush=True)
         heldout = Path(args.heldout) if args.heldout else tmp / "heldout"
         if not args.heldout:
             write_heldout(config, heldout)

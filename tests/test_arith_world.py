@@ -115,6 +115,21 @@ def test_ranking_metrics_on_hand_made_cases():
     assert pairs == 2 and accuracy == pytest.approx(0.75)
 
 
+def test_pool_ranking_separates_a_right_answer_reached_through_a_wrong_line():
+    from arith_demo.analysis import pool_statistics
+
+    # One problem (2 + 3 = 5): a flawless sample, one that reaches 5 after a wrong line (the PRM rightly scores it
+    # low) and one with a wrong answer.
+    completions = ["2 + 3 = 5\n\\boxed{5}", "2 + 3 = 6\n\\boxed{5}", "2 + 3 = 6\n\\boxed{6}"]
+    scores = [[0.9, 0.9], [0.1, 0.1], [0.2, 0.2]]
+    rows = [{"index": 0, "problem": "Start with 2. Add 3.", "completions": completions, "scores": scores}]
+    stats = pool_statistics(rows)
+    assert stats["ranking"] == pytest.approx(0.5)  # right answers {flawless, lucky} vs {wrong}: 1 and 0
+    assert stats["ranking_pairs"] == 2
+    assert stats["ranking_ceiling"] == pytest.approx(0.75)  # the exact checker ties the lucky and the wrong sample
+    assert stats["ranking_process"] == pytest.approx(1.0)  # {flawless} vs {lucky, wrong}
+
+
 def test_tokenizer_is_character_level_for_digits_and_renders_the_chat_prompt(tmp_path):
     from transformers import AutoTokenizer
 

@@ -36,8 +36,9 @@ def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_p
         num_search_problems=40,
         n=8,
         tree_ns=[4],
-        # The PRM learns to check lines after ~600-900 steps (before that it scores right and wrong lines alike).
-        prm_max_steps=1000,
+        # The demo's PRM (the larger policy's weights plus its step likelihood) checks lines from its first steps;
+        # 200 are a quarter of make demo's budget.
+        prm_max_steps=200,
     )
     timer = StageTimer()
     result = run_seed(config, 0, Engines("transformers"), timer)
@@ -117,6 +118,25 @@ def test_mc_label_option_trains_the_prm_on_monte_carlo_labels_of_every_policy_sa
         assert all(0.0 <= v <= 1.0 for row in rows for v in row["labels"])
         train_prm(replace(config, prm_labels=labels), 0, tmp_path)
         assert Path(seen["args"].dataset_name) == tmp_path / labels
+
+
+def test_prm_starts_from_the_larger_policy_wherever_the_demo_runs_or_from_prm_init(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import prm.training.pipeline as pipeline
+    from arith_demo.demo import DemoConfig, train_prm
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "train_from_args", lambda s, t, m, **k: seen.update(script=s, model=m))
+    monkeypatch.chdir(tmp_path)  # prm.yaml's relative path does not exist from here
+    config = DemoConfig(output_dir=str(tmp_path))
+    train_prm(config, 0, tmp_path)
+    assert Path(seen["model"].model_name_or_path) == REPO_ROOT / "recipes" / "arith" / "policy_large"
+    assert seen["script"].tokenizer_name_or_path == config.policy_path  # the policy's tokenizer, shared by both
+    train_prm(replace(config, prm_init="policy"), 0, tmp_path)
+    assert seen["model"].model_name_or_path == config.policy_path
+    train_prm(replace(config, prm_init=str(tmp_path / "mine")), 0, tmp_path)
+    assert seen["model"].model_name_or_path == str(tmp_path / "mine")
 
 
 def test_backend_auto_is_vllm_only_where_vllm_imports(monkeypatch):

@@ -67,7 +67,14 @@ def seed_result(seed: int, weighted: list[int], majority: list[int], beam: list[
     return {
         "seed": seed,
         "policy": {"single": 0.5, "step_accuracy": 0.8},
-        "prm": {"line": {"pair_accuracy": 0.9}, "ranking": 0.8, "f1": 70.0, "step_auroc": 0.9},
+        "prm": {
+            "line": {"pair_accuracy": 0.9},
+            "ranking": 0.8,
+            "ranking_ceiling": 0.9,
+            "ranking_process": 0.85,
+            "f1": 70.0,
+            "step_auroc": 0.9,
+        },
         "search": {
             "best_of_n": {
                 "weighted": {16: acc(weighted)},
@@ -102,6 +109,8 @@ def test_summary_block_pools_paired_gains_over_seeds_and_is_plain_json():
     assert summary["accuracy_percent"]["weighted_bon"][16] == {"mean": 70.0, "per_seed": [60.0, 80.0]}
     assert summary["accuracy_percent"]["majority"][16]["mean"] == pytest.approx(45.0)
     assert summary["verification"]["same_prefix_pairs_percent"]["mean"] == pytest.approx(90.0)
+    assert summary["verification"]["within_problem_ranking_ceiling_percent"]["mean"] == pytest.approx(90.0)
+    assert summary["verification"]["within_problem_ranking_no_wrong_line_percent"]["mean"] == pytest.approx(85.0)
     assert summary["larger_policy"]["single"]["mean"] == 90.0 and summary["larger_policy"]["path"] == "big"
     assert summary["total_seconds"] == 123.4
     assert json.loads(json.dumps(summary))["seeds"] == [0, 1]
