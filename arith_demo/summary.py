@@ -129,8 +129,18 @@ def summary_block(
             "single": _over_seeds([b["single"] for b in big]),
             "majority": _over_seeds([b["majority"] for b in big]),
             "on_flops_axis": (scaling or {}).get("references", []),
+            "parameters": _counted_parameters(scaling),
         }
     return out
+
+
+def _counted_parameters(scaling: dict[str, Any] | None) -> dict[str, float] | None:
+    """The parameter counts behind the FLOPs axis: the small policy's and its PRM's, and the larger policy's."""
+    compute = (scaling or {}).get("compute")
+    if not compute or not compute.get("runs") or not compute.get("reference_runs"):
+        return None
+    run, reference = compute["runs"][0], compute["reference_runs"][0]
+    return {"policy": run["policy_params"], "prm": run["verifier_params"], "larger_policy": reference["policy_params"]}
 
 
 METHOD_NAMES = {
@@ -176,6 +186,12 @@ def gains_markdown(summary: dict[str, Any]) -> list[str]:
             f"vote @{n} {big['majority']['mean']:.1f}%; the small policy with weighted Best-of-{max(weighted)}: "
             f"{best:.1f}%.",
         ]
+        if big.get("parameters"):
+            counted = big["parameters"]
+            lines.append(
+                f"FLOPs count the small policy ({counted['policy']:.3g} parameters) and the PRM ({counted['prm']:.3g}) "
+                f"per token each processes; the larger policy has {counted['larger_policy']:.3g}."
+            )
         lines += [f"- {reference_sentence(point)}" for point in big["on_flops_axis"]]
     return lines + [""]
 

@@ -89,6 +89,13 @@ def test_scaled_down_demo_loop_trains_a_prm_that_verifies_and_helps_search(tmp_p
     assert (tmp_path / "compute_optimal" / "compute_optimal.png").stat().st_size > 0
     section = "\n".join(compute_optimal_section(analysis))
     assert "Compute-optimal search" in section and "At N ≤ 8" in section
+    # The FLOPs axis counts the PRM at its own size: the larger policy's weights plus a 2-class head (128 x 2 + 2).
+    from arith_demo.summary import gains_markdown
+
+    summary = summary_block([result], settings, analysis, total_seconds=1.0)
+    counted = summary["larger_policy"]["parameters"]
+    assert counted["prm"] - counted["larger_policy"] == 258 and counted["policy"] < counted["larger_policy"] / 3
+    assert "FLOPs count the small policy" in "\n".join(gains_markdown(summary))
 
 
 def test_mc_label_option_trains_the_prm_on_monte_carlo_labels_of_every_policy_sample(tmp_path, monkeypatch):
