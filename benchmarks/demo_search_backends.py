@@ -13,8 +13,9 @@ between engines, so exact equality is not expected). Last, the public ProcessBen
         [--output figures.json]
 
 ``--prm``: a demo PRM (e.g. ``demo_output/seed_0/prm``); without it, the shipped larger policy's weights (where the
-demo's PRM starts) with an untrained 2-class head (its scores are not meaningful: the accuracies then compare the engines, not the PRM). Engines run in
-this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, as in the demo), so CPU time counts them.
+demo's PRM starts) with an untrained 2-class head (its scores are not meaningful: the accuracies then compare the
+engines, not the PRM). Engines run in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, as in the demo), so CPU
+time counts them.
 """
 
 from __future__ import annotations
