@@ -190,7 +190,8 @@ def gains_markdown(summary: dict[str, Any]) -> list[str]:
             counted = big["parameters"]
             lines.append(
                 f"FLOPs count the small policy ({counted['policy']:.3g} parameters) and the PRM "
-                f"({counted['prm']:.3g}) per token each processes; the larger policy has {counted['larger_policy']:.3g}."
+                f"({counted['prm']:.3g}) per token each processes; the larger policy has "
+                f"{counted['larger_policy']:.3g}."
             )
         lines += [f"- {reference_sentence(point)}" for point in big["on_flops_axis"]]
     return lines + [""]
