@@ -204,14 +204,20 @@ def make_data(config: DemoConfig, seed: int, generator, out: Path, timer: StageT
     }
 
 
+def in_repository(path: str | None) -> str | None:
+    """A path from a recipe YAML, which names files relative to the repository root: as given where it exists,
+    else the repository's own (the demo may run from any folder)."""
+    if path and not Path(path).exists() and (REPO_ROOT / path).exists():
+        return str(REPO_ROOT / path)
+    return path
+
+
 def prm_start(config: DemoConfig, yaml_model: str | None) -> str | None:
     """The weights the PRM starts from: ``--prm_init`` if given ('policy': the policy the demo samples), else
-    prm.yaml's ``model_name_or_path``, found in the repository when the demo runs elsewhere."""
+    prm.yaml's ``model_name_or_path``."""
     if config.prm_init is not None:
         return config.policy_path if config.prm_init == "policy" else config.prm_init
-    if yaml_model and not Path(yaml_model).exists() and (REPO_ROOT / yaml_model).is_dir():
-        return str(REPO_ROOT / yaml_model)
-    return yaml_model
+    return in_repository(yaml_model)
 
 
 def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
@@ -233,9 +239,7 @@ def train_prm(config: DemoConfig, seed: int, out: Path) -> Path:
     script_args, training_args, model_args = parse_recipe_args(
         (PRMScriptArguments, PRMConfig, ModelConfig), prm_yaml, overrides
     )
-    # prm.yaml names its files relative to the repository root; the demo may run from anywhere.
-    if script_args.init_from_config and not Path(script_args.init_from_config).is_file():
-        script_args.init_from_config = str(REPO_ROOT / script_args.init_from_config)
+    script_args.init_from_config = in_repository(script_args.init_from_config)
     model_args.model_name_or_path = prm_start(config, model_args.model_name_or_path)
     train_from_args(script_args, training_args, model_args, callbacks=training_callbacks(script_args))
     return out / "prm"
