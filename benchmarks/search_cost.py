@@ -35,7 +35,7 @@ from search.runner import load_problems
 DATA = Path(__file__).resolve().parents[1] / "data" / "math500" / "test.jsonl"  # all of MATH-500, shipped
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=12)
@@ -47,8 +47,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per path; the fastest verifier time counts")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--data", default=str(DATA))
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def timed_beam_search(name: str, problems, generator, prm, tokenizer, config: SearchConfig):
+    """One beam search with the named scorer: (verifier tokens, verifier wall seconds, results)."""
+    verifier = TokenClassificationVerifier(prm, tokenizer, step_separator="\n")
+    scorer = FullScorer(verifier) if name == "full re-scoring" else PrefixCachedScorer.from_verifier(verifier)
+    timer = [0.0]
+    score = scorer.score
+
+    def timed(requests):
+        start = time.perf_counter()
+        out = score(requests)
+        timer[0] += time.perf_counter() - start
+        return out
+
+    scorer.score = timed
+    results = beam_search(problems, generator, scorer, config, seed=0)
+    return scorer.tokens_processed, timer[0], results
+
+
+def main() -> None:
+    args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -69,37 +90,20 @@ def main() -> None:
         system_prompt=None,
         agg_strategy="min",
     )
-
     runs = {}
     for name in [n for _ in range(args.repeats) for n in ("full re-scoring", "prefix reuse")]:
-        verifier = TokenClassificationVerifier(prm, tokenizer, step_separator="\n")
-        scorer = FullScorer(verifier) if name == "full re-scoring" else PrefixCachedScorer.from_verifier(verifier)
-        timer = [0.0]
-        score = scorer.score
+        run = timed_beam_search(name, problems, generator, prm, tokenizer, config)
+        if name not in runs or run[1] < runs[name][1]:
+            runs[name] = run
+    report(args, problems, runs)
 
-        def timed(requests, score=score, timer=timer):
-            start = time.perf_counter()
-            out = score(requests)
-            timer[0] += time.perf_counter() - start
-            return out
 
-        scorer.score = timed
-        results = beam_search(problems, generator, scorer, config, seed=0)
-        if name not in runs or timer[0] < runs[name][1]:
-            runs[name] = (scorer.tokens_processed, timer[0], results)
-
+def report(args, problems, runs: dict) -> None:
     (full_tokens, full_time, full_res), (reuse_tokens, reuse_time, reuse_res) = runs.values()
     steps = [len(b.steps) for r in full_res for b in r.beams]
     same_beams = all([a.text for a in x.beams] == [b.text for b in y.beams] for x, y in zip(full_res, reuse_res))
-    max_diff = max(
-        (
-            abs(s - t)
-            for x, y in zip(full_res, reuse_res)
-            for a, b in zip(x.beams, y.beams)
-            for s, t in zip(a.scores, b.scores)
-        ),
-        default=0.0,
-    )
+    pairs = [(a, b) for x, y in zip(full_res, reuse_res) for a, b in zip(x.beams, y.beams)]
+    max_diff = max((abs(s - t) for a, b in pairs for s, t in zip(a.scores, b.scores)), default=0.0)
     print(
         f"beam search: {len(problems)} MATH-500 problems, N={args.n}, M={args.beam_width}, {args.iterations} iterations, "
         f"{torch.get_num_threads()} CPU threads"
